@@ -1,0 +1,92 @@
+import { CfnOutput, type RemovalPolicy, Stack, type StackProps, Tags } from 'aws-cdk-lib';
+import type * as logs from 'aws-cdk-lib/aws-logs';
+import type { Construct } from 'constructs';
+import { Api } from './api';
+import { BuildAgent } from './build-agent';
+import { FerryFunction } from './ferry-function';
+import { Registry } from './registry';
+import { StateTable } from './state-table';
+import { repositoryPrefixFor, validateTenantName } from './tenant-config';
+import { TenantKey } from './tenant-key';
+import { Triggers } from './triggers';
+import { Workflow } from './workflow';
+
+export interface TenantStackProps extends StackProps {
+  /** The tenant this IMS serves; see TENANT_NAME_PATTERN. */
+  readonly tenant: string;
+  /** How long every log group keeps events. @default logs.RetentionDays.THREE_MONTHS */
+  readonly logRetention?: logs.RetentionDays;
+  /** What happens to stateful resources (key, table, logs) on stack deletion. @default RemovalPolicy.RETAIN */
+  readonly removalPolicy?: RemovalPolicy;
+}
+
+/** One tenant's infrastructure management server: composes the parts, holds no logic of its own. */
+export class TenantStack extends Stack {
+  public readonly tenant: string;
+  public readonly stateTable: StateTable;
+  public readonly registry: Registry;
+  public readonly buildAgent: BuildAgent;
+  public readonly api: Api;
+  public readonly triggers: Triggers;
+  public readonly selfCheck: Workflow;
+
+  constructor(scope: Construct, id: string, props: TenantStackProps) {
+    super(scope, id, props);
+    this.tenant = validateTenantName(props.tenant, 'TenantStack tenant');
+    Tags.of(this).add('ferry:tenant', this.tenant);
+    const common = { logRetention: props.logRetention, removalPolicy: props.removalPolicy };
+
+    const key = new TenantKey(this, 'Key', { tenant: this.tenant, removalPolicy: props.removalPolicy }).key;
+    this.stateTable = new StateTable(this, 'State', {
+      encryptionKey: key,
+      removalPolicy: props.removalPolicy,
+    });
+    this.registry = new Registry(this, 'Registry', {
+      repositoryPrefix: repositoryPrefixFor(this.tenant),
+      encryptionKey: key,
+    });
+    this.buildAgent = new BuildAgent(this, 'BuildAgent', {
+      registry: this.registry,
+      encryptionKey: key,
+      ...common,
+    });
+    this.triggers = new Triggers(this, 'Triggers', { encryptionKey: key });
+
+    const environment = { FERRY_TENANT: this.tenant, STATE_TABLE: this.stateTable.table.tableName };
+    const apiFunction = new FerryFunction(this, 'ApiFunction', {
+      entry: 'api/handler.ts',
+      serviceName: 'ferry-api',
+      encryptionKey: key,
+      environment,
+      ...common,
+    });
+    this.stateTable.grantReadWrite(apiFunction.function);
+    this.api = new Api(this, 'Api', { handler: apiFunction.function, encryptionKey: key, ...common });
+
+    const selfCheckFunction = new FerryFunction(this, 'SelfCheckFunction', {
+      entry: 'self-check/handler.ts',
+      serviceName: 'ferry-self-check',
+      encryptionKey: key,
+      environment,
+      ...common,
+    });
+    this.stateTable.grantReadWrite(selfCheckFunction.function);
+    this.selfCheck = new Workflow(this, 'SelfCheck', {
+      definitionName: 'self-check',
+      functions: { SelfCheckFunctionArn: selfCheckFunction.function },
+      encryptionKey: key,
+      ...common,
+    });
+
+    new CfnOutput(this, 'ApiUrl', {
+      value: this.api.restApi.url,
+      description: 'Base URL of the IMS API (SigV4)',
+    });
+    new CfnOutput(this, 'StateTableName', { value: this.stateTable.table.tableName });
+    new CfnOutput(this, 'RegistryPrefix', { value: this.registry.repositoryPrefix });
+    new CfnOutput(this, 'SelfCheckStateMachineArn', {
+      value: this.selfCheck.stateMachine.stateMachineArn,
+      description: 'Start an execution after deploy to check the IMS end to end',
+    });
+  }
+}

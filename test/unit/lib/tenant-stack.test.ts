@@ -1,0 +1,205 @@
+import { Match, type Template } from 'aws-cdk-lib/assertions';
+import { synthesize } from '../../support/synth';
+
+type Resources = Record<string, { Type: string; Properties?: Record<string, unknown> }>;
+
+describe('tenant stack', () => {
+  const synthesized = synthesize(['acme']);
+  const template: Template = synthesized.template('acme');
+  const resources = template.toJSON().Resources as Resources;
+  const ofType = (type: string) => Object.entries(resources).filter(([, resource]) => resource.Type === type);
+
+  it('is named Ferry-<tenant> and tagged with the tenant', () => {
+    expect(synthesized.stacks[0].stackName).toBe('Ferry-acme');
+    template.hasResourceProperties('AWS::DynamoDB::Table', {
+      Tags: Match.arrayWith([{ Key: 'ferry:tenant', Value: 'acme' }]),
+    });
+  });
+
+  it('has a rotated tenant key with an alias naming the tenant', () => {
+    template.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true });
+    template.hasResourceProperties('AWS::KMS::Alias', { AliasName: 'alias/ferry/acme' });
+  });
+
+  it('encrypts the state table with the tenant key and keeps point-in-time recovery', () => {
+    const [keyId] = ofType('AWS::KMS::Key')[0];
+    template.hasResourceProperties('AWS::DynamoDB::Table', {
+      KeySchema: [
+        { AttributeName: 'pk', KeyType: 'HASH' },
+        { AttributeName: 'sk', KeyType: 'RANGE' },
+      ],
+      BillingMode: 'PAY_PER_REQUEST',
+      SSESpecification: {
+        SSEEnabled: true,
+        SSEType: 'KMS',
+        KMSMasterKeyId: { 'Fn::GetAtt': [keyId, 'Arn'] },
+      },
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
+      DeletionProtectionEnabled: true,
+      GlobalSecondaryIndexes: [
+        Match.objectLike({ IndexName: 'gsi1', Projection: { ProjectionType: 'ALL' } }),
+      ],
+    });
+    template.hasResource('AWS::DynamoDB::Table', { DeletionPolicy: 'Retain' });
+  });
+
+  it('gives repositories under the tenant prefix immutable tags, the tenant key and a lifecycle', () => {
+    template.hasResourceProperties('AWS::ECR::RepositoryCreationTemplate', {
+      Prefix: 'ferry-acme',
+      AppliedFor: ['CREATE_ON_PUSH'],
+      ImageTagMutability: 'IMMUTABLE',
+      EncryptionConfiguration: { EncryptionType: 'KMS', KmsKey: Match.anyValue() },
+      LifecyclePolicy: Match.stringLikeRegexp('untagged'),
+    });
+  });
+
+  it('runs the build agent on ARM64, encrypted, logging to its own log group, without privileged mode', () => {
+    template.hasResourceProperties('AWS::CodeBuild::Project', {
+      Environment: Match.objectLike({ Type: 'ARM_CONTAINER', PrivilegedMode: false }),
+      EncryptionKey: Match.anyValue(),
+      LogsConfig: { CloudWatchLogs: Match.objectLike({ Status: 'ENABLED', GroupName: Match.anyValue() }) },
+    });
+  });
+
+  it('lets the build agent push only to the tenant registry prefix', () => {
+    const [roleId] = ofType('AWS::IAM::Role').find(([, role]) =>
+      JSON.stringify(role.Properties?.AssumeRolePolicyDocument).includes('codebuild.amazonaws.com'),
+    )!;
+    const policies = ofType('AWS::IAM::Policy').filter(([, policy]) =>
+      JSON.stringify(policy.Properties?.Roles).includes(roleId),
+    );
+    const statements = policies.flatMap(
+      ([, policy]) =>
+        (
+          policy.Properties!.PolicyDocument as {
+            Statement: { Action: string | string[]; Resource: unknown }[];
+          }
+        ).Statement,
+    );
+    const push = statements.find((statement) =>
+      ([] as string[]).concat(statement.Action).includes('ecr:PutImage'),
+    );
+    expect(JSON.stringify(push?.Resource)).toContain(':repository/ferry-acme/*');
+  });
+
+  it('requires IAM auth on every API method', () => {
+    const methods = ofType('AWS::ApiGateway::Method');
+    expect(methods.length).toBeGreaterThan(0);
+    for (const [id, method] of methods) {
+      const authorization = method.Properties?.AuthorizationType;
+      // OPTIONS preflight is the only kind of method allowed without auth, and there is none yet.
+      expect({ id, authorization }).toEqual({ id, authorization: 'AWS_IAM' });
+    }
+  });
+
+  it('logs API access as JSON, traces and throttles the stage', () => {
+    template.hasResourceProperties('AWS::ApiGateway::Stage', {
+      TracingEnabled: true,
+      AccessLogSetting: { DestinationArn: Match.anyValue(), Format: Match.stringLikeRegexp('requestId') },
+      MethodSettings: Match.arrayWith([
+        Match.objectLike({
+          ThrottlingRateLimit: 50,
+          ThrottlingBurstLimit: 100,
+          HttpMethod: '*',
+          ResourcePath: '/*',
+        }),
+      ]),
+    });
+  });
+
+  it('inlines the self-check definition from stepfunctions/ with logging and tracing on', () => {
+    const [, machine] = ofType('AWS::StepFunctions::StateMachine')[0];
+    const properties = machine.Properties as Record<string, unknown>;
+    expect(properties.DefinitionS3Location).toBeUndefined();
+    expect(JSON.stringify(properties.DefinitionString)).toContain('CheckStateTable');
+    expect(properties.TracingConfiguration).toEqual({ Enabled: true });
+    expect(properties.LoggingConfiguration).toMatchObject({ Level: 'ALL', IncludeExecutionData: false });
+    expect(properties.DefinitionSubstitutions).toEqual({
+      SelfCheckFunctionArn: { 'Fn::GetAtt': [expect.stringMatching(/^SelfCheckFunction/), 'Arn'] },
+    });
+  });
+
+  it('grants the state machine invoke on its functions only', () => {
+    const [machineId, machine] = ofType('AWS::StepFunctions::StateMachine')[0];
+    const roleId = (machine.Properties!.RoleArn as { 'Fn::GetAtt': string[] })['Fn::GetAtt'][0];
+    const invoke = ofType('AWS::IAM::Policy')
+      .filter(([, policy]) => JSON.stringify(policy.Properties?.Roles).includes(roleId))
+      .flatMap(
+        ([, policy]) =>
+          (policy.Properties!.PolicyDocument as { Statement: { Action: unknown; Resource: unknown }[] })
+            .Statement,
+      )
+      .filter((statement) => JSON.stringify(statement.Action).includes('lambda:InvokeFunction'));
+    expect(machineId).toBeDefined();
+    expect(invoke).toHaveLength(1);
+    expect(JSON.stringify(invoke[0].Resource)).toMatch(/SelfCheckFunction/);
+    expect(JSON.stringify(invoke[0].Resource)).not.toMatch(/ApiFunction/);
+  });
+
+  it('runs every function on Node.js 24, ARM64, with active tracing and its own log group', () => {
+    const functions = ofType('AWS::Lambda::Function');
+    expect(functions.length).toBeGreaterThanOrEqual(2);
+    for (const [, fn] of functions) {
+      expect(fn.Properties).toMatchObject({
+        Runtime: 'nodejs24.x',
+        Architectures: ['arm64'],
+        TracingConfig: { Mode: 'Active' },
+        LoggingConfig: { LogFormat: 'JSON', LogGroup: expect.anything() },
+        Environment: { Variables: expect.objectContaining({ POWERTOOLS_SERVICE_NAME: expect.any(String) }) },
+      });
+    }
+  });
+
+  it('gives every log group a retention and the tenant key', () => {
+    const groups = ofType('AWS::Logs::LogGroup');
+    expect(groups.length).toBeGreaterThanOrEqual(5);
+    for (const [, group] of groups) {
+      expect(group.Properties).toMatchObject({ RetentionInDays: 90, KmsKeyId: expect.anything() });
+    }
+  });
+
+  it('archives every event on the tenant bus', () => {
+    template.resourceCountIs('AWS::Events::EventBus', 1);
+    template.hasResourceProperties('AWS::Events::Archive', { RetentionDays: 30 });
+  });
+
+  it('attaches no AWS managed policies to any role', () => {
+    for (const [, role] of ofType('AWS::IAM::Role')) {
+      expect(role.Properties?.ManagedPolicyArns).toBeUndefined();
+    }
+  });
+});
+
+describe('cdk-nag', () => {
+  it('finds nothing unacknowledged in a synthesized tenant', () => {
+    const { app } = synthesize(['acme', 'globex']);
+    expect(() => app.synth()).not.toThrow();
+  });
+
+  it('fails the synth on a finding nobody acknowledged', async () => {
+    const iam = await import('aws-cdk-lib/aws-iam');
+    const { app, stacks } = synthesize(['acme']);
+    new iam.Role(stacks[0], 'Careless', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      inlinePolicies: {
+        all: new iam.PolicyDocument({
+          statements: [new iam.PolicyStatement({ actions: ['s3:*'], resources: ['*'] })],
+        }),
+      },
+    });
+    expect(() => app.synth()).toThrow(/Careless[\s\S]*AwsSolutions-IAM5\[Action::s3:\*\]/);
+  });
+});
+
+describe('repository settings', () => {
+  it('creates every repository with immutable tags, scan on push and the tenant key', async () => {
+    const { createRepositoryInput } = await import('../../../lambda/shared/registry-settings');
+    expect(createRepositoryInput('ferry-acme/app/api', 'arn:aws:kms:eu-west-1:123456789012:key/k')).toEqual({
+      repositoryName: 'ferry-acme/app/api',
+      imageTagMutability: 'IMMUTABLE',
+      imageScanningConfiguration: { scanOnPush: true },
+      encryptionConfiguration: { encryptionType: 'KMS', kmsKey: 'arn:aws:kms:eu-west-1:123456789012:key/k' },
+    });
+  });
+});
