@@ -9,7 +9,9 @@ const common = {
   transform,
   testEnvironment: 'node',
   setupFiles: ['<rootDir>/test/setup.ts'],
-  moduleFileExtensions: ['ts', 'js', 'json', 'cjs'],
+  moduleFileExtensions: ['ts', 'js', 'json', 'cjs', 'mjs'],
+  // The OpenAPI validator's parser ships as ESM only; compile it to CommonJS like our own code.
+  transformIgnorePatterns: ['/node_modules/(?!@apidevtools/)'],
 };
 
 /** @type {import('jest').Config} */

@@ -1,6 +1,6 @@
-import { RemovalPolicy } from 'aws-cdk-lib';
+import { Aws, RemovalPolicy } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
-import type * as iam from 'aws-cdk-lib/aws-iam';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
 import {
@@ -8,7 +8,21 @@ import {
   STATE_TABLE_KEYS,
   STATE_TABLE_TTL_ATTRIBUTE,
 } from '../lambda/shared/state-schema';
-import { acknowledgeKmsDataKeyGrant, acknowledgeOnGrantee, nagArnOf } from './nag';
+import { acknowledgeOnGrantee, nagArnOf } from './nag';
+
+const READ_ACTIONS = [
+  'dynamodb:GetItem',
+  'dynamodb:BatchGetItem',
+  'dynamodb:Query',
+  'dynamodb:ConditionCheckItem',
+  'dynamodb:DescribeTable',
+];
+const WRITE_ACTIONS = [
+  'dynamodb:PutItem',
+  'dynamodb:UpdateItem',
+  'dynamodb:DeleteItem',
+  'dynamodb:BatchWriteItem',
+];
 
 export interface StateTableProps {
   /** Encrypts the table at rest. */
@@ -26,6 +40,7 @@ export interface StateTableProps {
  */
 export class StateTable extends Construct {
   public readonly table: dynamodb.ITable;
+  private readonly encryptionKey: kms.IKey;
 
   constructor(scope: Construct, id: string, props: StateTableProps) {
     super(scope, id);
@@ -49,19 +64,36 @@ export class StateTable extends Construct {
       });
     }
     this.table = table;
+    this.encryptionKey = props.encryptionKey;
   }
 
-  /** Item reads and queries (table and indexes), and KMS decrypt. */
+  /** Item reads and queries (table and indexes); the tenant key only as DynamoDB uses it. */
   grantRead(grantee: iam.IGrantable): iam.Grant {
-    this.acknowledgeIndexes(grantee);
-    return this.table.grantReadData(grantee);
+    return this.grantItems(grantee, READ_ACTIONS);
   }
 
-  /** Item reads, writes and transactions (table and indexes), and KMS use. */
+  /**
+   * Item reads, writes and transactions (table and indexes); never Scan. The tenant key may be used
+   * only through DynamoDB (kms:ViaService), so a grantee cannot decrypt what else the key sealed.
+   */
   grantReadWrite(grantee: iam.IGrantable): iam.Grant {
+    return this.grantItems(grantee, [...READ_ACTIONS, ...WRITE_ACTIONS]);
+  }
+
+  private grantItems(grantee: iam.IGrantable, actions: readonly string[]): iam.Grant {
     this.acknowledgeIndexes(grantee);
-    acknowledgeKmsDataKeyGrant(grantee, 'State table writes');
-    return this.table.grantReadWriteData(grantee);
+    const grant = iam.Grant.addToPrincipal({
+      grantee,
+      actions: [...actions],
+      resourceArns: [this.table.tableArn, `${this.table.tableArn}/index/*`],
+    });
+    iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey', 'kms:DescribeKey'],
+      resourceArns: [this.encryptionKey.keyArn],
+      conditions: { StringEquals: { 'kms:ViaService': `dynamodb.${Aws.REGION}.amazonaws.com` } },
+    });
+    return grant;
   }
 
   private acknowledgeIndexes(grantee: iam.IGrantable): void {

@@ -1,4 +1,5 @@
 import { CfnOutput, type RemovalPolicy, Stack, type StackProps, Tags } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import { Api } from './api';
@@ -61,6 +62,11 @@ export class TenantStack extends Stack {
       ...common,
     });
     this.stateTable.grantReadWrite(apiFunction.function);
+    // The API seals sensitive install inputs; it never needs to read them back.
+    apiFunction.function.addEnvironment('TENANT_KEY_ARN', key.keyArn);
+    apiFunction.function.addToRolePolicy(
+      new iam.PolicyStatement({ actions: ['kms:Encrypt'], resources: [key.keyArn] }),
+    );
     this.api = new Api(this, 'Api', { handler: apiFunction.function, encryptionKey: key, ...common });
 
     const selfCheckFunction = new FerryFunction(this, 'SelfCheckFunction', {

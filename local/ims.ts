@@ -6,6 +6,9 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { createApiHandler } from '../lambda/api/app';
+import { ControlPlane } from '../lambda/domain/control-plane';
+import { LocalSealer, loadOrCreateLocalKey } from '../lambda/domain/secrets';
+import { documentClient } from '../lambda/shared/dynamo';
 import { ensureStateTable, type LocalDynamoDb, startDynamoDb } from './dynamodb';
 import { type LocalHttpServer, serveProxyHandler } from './http-adapter';
 
@@ -38,7 +41,12 @@ export async function startLocalIms(options: LocalImsOptions): Promise<LocalIms>
     started.push(dynamo);
     const raw = new DynamoDBClient(dynamo.clientConfig);
     await ensureStateTable(raw, LOCAL_STATE_TABLE);
-    const handler = createApiHandler({ tenant: options.tenant ?? 'local' });
+    const controlPlane = new ControlPlane({
+      client: documentClient(dynamo.clientConfig),
+      table: LOCAL_STATE_TABLE,
+      sealer: new LocalSealer(loadOrCreateLocalKey(options.dataDir)),
+    });
+    const handler = createApiHandler({ tenant: options.tenant ?? 'local', controlPlane });
     const server: LocalHttpServer = await serveProxyHandler(handler, options.port);
     started.push(server);
     started.push({ stop: async () => raw.destroy() });

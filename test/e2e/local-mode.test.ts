@@ -3,43 +3,122 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Spawned, spawnProject } from '../support/processes';
 
+/** Starts `npm start`'s entry point on a free port over `dataDir`; answers its base URL. */
+async function startLocal(dataDir: string): Promise<{ ims: Spawned; url: string }> {
+  const ims = spawnProject(['bin/local.ts'], { PORT: '0', FERRY_DATA_DIR: dataDir });
+  const url = (await ims.waitFor(/API\s+(http:\/\/127\.0\.0\.1:\d+)\/v1/))[1];
+  return { ims, url };
+}
+
+async function stopLocal(ims: Spawned): Promise<number | null> {
+  if (ims.child.exitCode !== null) return ims.child.exitCode;
+  ims.child.kill('SIGINT');
+  return ims.exited();
+}
+
+async function send(
+  url: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+) {
+  const response = await fetch(`${url}${path}`, {
+    method,
+    headers: { ...(body !== undefined && { 'content-type': 'application/json' }), ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, headers: response.headers, body: text ? JSON.parse(text) : undefined };
+}
+
 describe('local mode (npm start)', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'ferry-local-'));
   let ims: Spawned;
   let url: string;
 
   beforeAll(async () => {
-    ims = spawnProject(['bin/local.ts'], { PORT: '0', FERRY_DATA_DIR: dataDir });
-    url = (await ims.waitFor(/API\s+(http:\/\/127\.0\.0\.1:\d+)\/v1/))[1];
+    ({ ims, url } = await startLocal(dataDir));
   });
 
   afterAll(async () => {
-    if (ims.child.exitCode === null) {
-      ims.child.kill('SIGINT');
-      await ims.exited();
-    }
+    await stopLocal(ims);
     rmSync(dataDir, { recursive: true, force: true });
   });
 
   it('serves the API on loopback and says what it started', async () => {
     expect(ims.output()).toContain(`data in ${dataDir}`);
-    const response = await fetch(`${url}/v1/health`);
+    const response = await send(url, 'GET', '/v1/health');
     expect(response.status).toBe(200);
-    expect(await response.json()).toEqual({ status: 'ok', tenant: 'local' });
+    expect(response.body).toEqual({ status: 'ok', tenant: 'local' });
   });
 
-  it('answers unknown routes in the API error shape', async () => {
-    const response = await fetch(`${url}/v1/nothing-here`);
-    expect(response.status).toBe(404);
-    expect(await response.json()).toEqual({
-      error: { code: 'NotFound', message: 'no route for GET /v1/nothing-here', details: [] },
+  it('runs the control plane over HTTP: app, components, install, history', async () => {
+    const app = await send(url, 'POST', '/v1/apps', {
+      name: 'shop',
+      inputs: [{ name: 'domain', required: true }],
     });
+    expect(app.status).toBe(201);
+    expect(app.headers.get('etag')).toBe('"1"');
+    const db = await send(url, 'PUT', `/v1/apps/${app.body.id}/components/db`, {
+      type: 'terraform',
+      source: { repo: 'file:///srv/infra', path: 'db' },
+      terraformVersion: '1.9.8',
+      variables: { domain: '{{ install.inputs.domain }}' },
+    });
+    expect(db.status).toBe(201);
+    const web = await send(url, 'PUT', `/v1/apps/${app.body.id}/components/web`, {
+      type: 'image',
+      image: { uri: 'docker.io/library/nginx:1.27' },
+      service: {
+        cluster: 'main',
+        subnets: ['subnet-1'],
+        environment: { DB: '{{ components.db.outputs.endpoint }}' },
+      },
+    });
+    expect(web.body.dependencies).toEqual(['db']);
+    const install = await send(url, 'POST', `/v1/apps/${app.body.id}/installs`, {
+      accountId: '111122223333',
+      region: 'eu-west-1',
+      inputs: { domain: 'shop.example.com' },
+    });
+    expect(install.status).toBe(201);
+    expect(install.body.status).toBe('awaiting-access');
+    const history = await send(url, 'GET', `/v1/apps/${app.body.id}/events`);
+    expect(history.body.items.map((event: { type: string }) => event.type)).toEqual([
+      'install.created',
+      'component.created',
+      'component.created',
+      'app.created',
+    ]);
+    const malformed = await fetch(`${url}/v1/apps`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{',
+    });
+    expect(malformed.status).toBe(400);
+    const document = await send(url, 'GET', '/v1/openapi.json');
+    expect(document.body.openapi).toBe('3.1.0');
   });
 
-  it('stops cleanly on Ctrl-C', async () => {
-    ims.child.kill('SIGINT');
-    expect(await ims.exited()).toBe(0);
+  it('stops cleanly on Ctrl-C and keeps its data across a restart', async () => {
+    expect(await stopLocal(ims)).toBe(0);
     expect(ims.output()).toContain('stopped.');
     await expect(fetch(`${url}/v1/health`)).rejects.toThrow();
+
+    ({ ims, url } = await startLocal(dataDir));
+    const apps = await send(url, 'GET', '/v1/apps');
+    expect(apps.body.items.map((app: { name: string }) => app.name)).toEqual(['shop']);
+    expect(apps.body.items[0]).toMatchObject({ componentCount: 2, installCount: 1 });
+  });
+
+  it('refuses to start on a port already in use, with a clear message', async () => {
+    const port = new URL(url).port;
+    const second = spawnProject(['bin/local.ts'], {
+      PORT: port,
+      FERRY_DATA_DIR: mkdtempSync(join(tmpdir(), 'ferry-local-')),
+    });
+    expect(await second.exited()).toBe(1);
+    expect(second.output()).toMatch(/ferry: .*(EADDRINUSE|in use)/);
   });
 });

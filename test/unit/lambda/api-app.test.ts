@@ -1,5 +1,6 @@
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { createApiHandler, toHttpRequest } from '../../../lambda/api/app';
+import type { ControlPlane } from '../../../lambda/domain/control-plane';
 
 function event(overrides: Partial<APIGatewayProxyEvent>): APIGatewayProxyEvent {
   return {
@@ -20,7 +21,8 @@ function event(overrides: Partial<APIGatewayProxyEvent>): APIGatewayProxyEvent {
 }
 
 describe('API handler', () => {
-  const handler = createApiHandler({ tenant: 'acme' });
+  // These routes never reach the control plane; one that did would fail on the empty stand-in.
+  const handler = createApiHandler({ tenant: 'acme', controlPlane: {} as ControlPlane });
 
   it('answers the health route with the tenant', async () => {
     const result = await handler(event({}));

@@ -1,0 +1,93 @@
+/**
+ * The shapes the API answers with, as zod schemas: they document the responses in the OpenAPI
+ * document, and tests check real responses against them.
+ */
+import { z } from 'zod';
+import { ComponentSpec, InputDefinition } from '../domain/schemas';
+
+const Timestamp = z.iso.datetime();
+const Version = z.number().int().min(1).describe('Pass as If-Match to update only this version.');
+
+export const ErrorResponse = z
+  .strictObject({
+    error: z.strictObject({
+      code: z.string(),
+      message: z.string(),
+      details: z.array(z.strictObject({ path: z.string(), message: z.string() })),
+    }),
+  })
+  .meta({ id: 'Error' });
+
+export const AppResponse = z
+  .strictObject({
+    id: z.string(),
+    name: z.string(),
+    description: z.string().optional(),
+    inputs: z.array(InputDefinition),
+    componentCount: z.number().int(),
+    installCount: z.number().int(),
+    version: Version,
+    createdAt: Timestamp,
+    updatedAt: Timestamp,
+  })
+  .meta({ id: 'App' });
+
+export const ComponentResponse = z
+  .strictObject({
+    appId: z.string(),
+    name: z.string(),
+    spec: ComponentSpec,
+    dependencies: z.array(z.string()).describe('dependsOn plus the components its templates reference.'),
+    version: Version,
+    createdAt: Timestamp,
+    updatedAt: Timestamp,
+  })
+  .meta({ id: 'Component' });
+
+export const InstallResponse = z
+  .strictObject({
+    id: z.string(),
+    appId: z.string(),
+    name: z.string().optional(),
+    accountId: z.string(),
+    region: z.string(),
+    inputs: z.record(z.string(), z.string()).describe('Non-sensitive inputs as given.'),
+    sensitiveInputs: z
+      .array(z.string())
+      .describe('Names of the sensitive inputs given; values are never returned.'),
+    externalId: z.string().describe("The sts:ExternalId the install's role must require."),
+    status: z.enum(['awaiting-access', 'connected', 'access-denied']),
+    version: Version,
+    createdAt: Timestamp,
+    updatedAt: Timestamp,
+  })
+  .meta({ id: 'Install' });
+
+export const EventResponse = z
+  .strictObject({
+    id: z.string(),
+    appId: z.string(),
+    installId: z.string().optional(),
+    type: z.string(),
+    at: Timestamp,
+    actor: z.string(),
+    message: z.string(),
+    data: z.record(z.string(), z.unknown()),
+  })
+  .meta({ id: 'Event' });
+
+export const HealthResponse = z
+  .strictObject({ status: z.literal('ok'), tenant: z.string() })
+  .meta({ id: 'Health' });
+
+export function pageOf<T extends z.ZodType>(item: T, id: string) {
+  return z
+    .strictObject({
+      items: z.array(item),
+      nextToken: z
+        .string()
+        .optional()
+        .describe('Pass back as nextToken for the next page; absent on the last.'),
+    })
+    .meta({ id });
+}

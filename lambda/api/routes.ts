@@ -1,0 +1,331 @@
+/**
+ * The IMS API: every route with what it takes and answers. The router serves this table and the
+ * OpenAPI document is generated from it, so the document describes exactly what is served.
+ */
+import type { z } from 'zod';
+import type { ControlPlane } from '../domain/control-plane';
+import {
+  ComponentSpec,
+  CreateAppRequest,
+  CreateInstallRequest,
+  ResourceName,
+  UpdateAppRequest,
+} from '../domain/schemas';
+import {
+  type Handled,
+  idempotencyOf,
+  ifMatchOf,
+  ifNoneMatchStar,
+  pageRequestOf,
+  parseBody,
+  parseParam,
+} from './request';
+import {
+  AppResponse,
+  ComponentResponse,
+  EventResponse,
+  HealthResponse,
+  InstallResponse,
+  pageOf,
+} from './responses';
+
+export interface RouteContext {
+  readonly controlPlane: ControlPlane;
+  readonly tenant: string;
+}
+
+export interface RouteRequest {
+  readonly params: Readonly<Record<string, string>>;
+  readonly query: Readonly<Record<string, string>>;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: unknown;
+  readonly caller: string;
+}
+
+export interface RouteDefinition {
+  readonly method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  readonly path: string;
+  readonly operationId: string;
+  readonly summary: string;
+  readonly tag: string;
+  readonly body?: z.ZodType;
+  readonly response?: z.ZodType;
+  /** The status of success. */
+  readonly status: number;
+  /** Headers it reads, for the document. */
+  readonly headers?: readonly ('Idempotency-Key' | 'If-Match' | 'If-None-Match')[];
+  readonly paged?: boolean;
+  /** Error statuses it may answer besides 400. */
+  readonly errors: readonly number[];
+  readonly handle: (request: RouteRequest, context: RouteContext) => Promise<Handled>;
+}
+
+const AppId = 'appId';
+const InstallId = 'installId';
+const ComponentName = 'name';
+
+export const ROUTES: readonly RouteDefinition[] = [
+  {
+    method: 'GET',
+    path: '/v1/health',
+    operationId: 'getHealth',
+    summary: 'Whether the IMS answers, and for which tenant',
+    tag: 'meta',
+    response: HealthResponse,
+    status: 200,
+    errors: [],
+    handle: async (_request, context) => ({ body: { status: 'ok', tenant: context.tenant } }),
+  },
+  {
+    method: 'POST',
+    path: '/v1/apps',
+    operationId: 'createApp',
+    summary: 'Create an app with the inputs its installs give',
+    tag: 'apps',
+    body: CreateAppRequest,
+    response: AppResponse,
+    status: 201,
+    headers: ['Idempotency-Key'],
+    errors: [409, 422],
+    handle: async (request, { controlPlane }) => {
+      const body = parseBody(CreateAppRequest, request.body);
+      const { value, created } = await controlPlane.createApp(
+        body,
+        request.caller,
+        idempotencyOf(request, 'createApp'),
+      );
+      return {
+        status: created ? 201 : 200,
+        body: value,
+        version: value.version,
+        location: `/v1/apps/${value.id}`,
+      };
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/apps',
+    operationId: 'listApps',
+    summary: 'List apps by name',
+    tag: 'apps',
+    response: pageOf(AppResponse, 'AppPage'),
+    status: 200,
+    paged: true,
+    errors: [],
+    handle: async (request, { controlPlane }) => ({
+      body: await controlPlane.listApps(pageRequestOf(request)),
+    }),
+  },
+  {
+    method: 'GET',
+    path: '/v1/apps/{appId}',
+    operationId: 'getApp',
+    summary: 'Read an app',
+    tag: 'apps',
+    response: AppResponse,
+    status: 200,
+    errors: [404],
+    handle: async (request, { controlPlane }) => {
+      const app = await controlPlane.getApp(request.params[AppId]);
+      return { body: app, version: app.version };
+    },
+  },
+  {
+    method: 'PATCH',
+    path: '/v1/apps/{appId}',
+    operationId: 'updateApp',
+    summary: "Change an app's description or inputs",
+    tag: 'apps',
+    body: UpdateAppRequest,
+    response: AppResponse,
+    status: 200,
+    headers: ['If-Match'],
+    errors: [404, 409, 412],
+    handle: async (request, { controlPlane }) => {
+      const body = parseBody(UpdateAppRequest, request.body);
+      const app = await controlPlane.updateApp(
+        request.params[AppId],
+        body,
+        request.caller,
+        ifMatchOf(request),
+      );
+      return { body: app, version: app.version };
+    },
+  },
+  {
+    method: 'DELETE',
+    path: '/v1/apps/{appId}',
+    operationId: 'deleteApp',
+    summary: 'Delete an app and its components; refused while it has installs',
+    tag: 'apps',
+    status: 204,
+    headers: ['If-Match'],
+    errors: [404, 409, 412],
+    handle: async (request, { controlPlane }) => {
+      await controlPlane.deleteApp(request.params[AppId], request.caller, ifMatchOf(request));
+      return { status: 204 };
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/apps/{appId}/components',
+    operationId: 'listComponents',
+    summary: "List an app's components by name",
+    tag: 'components',
+    response: pageOf(ComponentResponse, 'ComponentPage'),
+    status: 200,
+    paged: true,
+    errors: [404],
+    handle: async (request, { controlPlane }) => ({
+      body: await controlPlane.listComponents(request.params[AppId], pageRequestOf(request)),
+    }),
+  },
+  {
+    method: 'PUT',
+    path: '/v1/apps/{appId}/components/{name}',
+    operationId: 'putComponent',
+    summary: 'Create or replace a component (If-Match: only that version; If-None-Match: * only create)',
+    tag: 'components',
+    body: ComponentSpec,
+    response: ComponentResponse,
+    status: 200,
+    headers: ['If-Match', 'If-None-Match'],
+    errors: [404, 409, 412],
+    handle: async (request, { controlPlane }) => {
+      const name = parseParam(ResourceName, request.params[ComponentName], 'path.name');
+      const spec = parseBody(ComponentSpec, request.body);
+      const { value, created } = await controlPlane.putComponent(
+        request.params[AppId],
+        name,
+        spec,
+        request.caller,
+        {
+          ifMatch: ifMatchOf(request),
+          createOnly: ifNoneMatchStar(request),
+        },
+      );
+      return {
+        status: created ? 201 : 200,
+        body: value,
+        version: value.version,
+        location: `/v1/apps/${value.appId}/components/${value.name}`,
+      };
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/apps/{appId}/components/{name}',
+    operationId: 'getComponent',
+    summary: 'Read a component',
+    tag: 'components',
+    response: ComponentResponse,
+    status: 200,
+    errors: [404],
+    handle: async (request, { controlPlane }) => {
+      const component = await controlPlane.getComponent(request.params[AppId], request.params[ComponentName]);
+      return { body: component, version: component.version };
+    },
+  },
+  {
+    method: 'DELETE',
+    path: '/v1/apps/{appId}/components/{name}',
+    operationId: 'deleteComponent',
+    summary: 'Delete a component no other component depends on',
+    tag: 'components',
+    status: 204,
+    headers: ['If-Match'],
+    errors: [404, 409, 412],
+    handle: async (request, { controlPlane }) => {
+      await controlPlane.deleteComponent(
+        request.params[AppId],
+        request.params[ComponentName],
+        request.caller,
+        ifMatchOf(request),
+      );
+      return { status: 204 };
+    },
+  },
+  {
+    method: 'POST',
+    path: '/v1/apps/{appId}/installs',
+    operationId: 'createInstall',
+    summary: "Create an install of the app in a customer's account; it starts awaiting access",
+    tag: 'installs',
+    body: CreateInstallRequest,
+    response: InstallResponse,
+    status: 201,
+    headers: ['Idempotency-Key'],
+    errors: [404, 409, 422],
+    handle: async (request, { controlPlane }) => {
+      const body = parseBody(CreateInstallRequest, request.body);
+      const { value, created } = await controlPlane.createInstall(
+        request.params[AppId],
+        body,
+        request.caller,
+        idempotencyOf(request, `createInstall#${request.params[AppId]}`),
+      );
+      return {
+        status: created ? 201 : 200,
+        body: value,
+        version: value.version,
+        location: `/v1/installs/${value.id}`,
+      };
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/apps/{appId}/installs',
+    operationId: 'listInstalls',
+    summary: "List an app's installs, oldest first",
+    tag: 'installs',
+    response: pageOf(InstallResponse, 'InstallPage'),
+    status: 200,
+    paged: true,
+    errors: [404],
+    handle: async (request, { controlPlane }) => ({
+      body: await controlPlane.listInstalls(request.params[AppId], pageRequestOf(request)),
+    }),
+  },
+  {
+    method: 'GET',
+    path: '/v1/installs/{installId}',
+    operationId: 'getInstall',
+    summary: 'Read an install (sensitive inputs are named, never shown)',
+    tag: 'installs',
+    response: InstallResponse,
+    status: 200,
+    errors: [404],
+    handle: async (request, { controlPlane }) => {
+      const install = await controlPlane.getInstall(request.params[InstallId]);
+      return { body: install, version: install.version };
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/apps/{appId}/events',
+    operationId: 'listAppEvents',
+    summary: "An app's history, newest first (kept after the app is deleted)",
+    tag: 'history',
+    response: pageOf(EventResponse, 'EventPage'),
+    status: 200,
+    paged: true,
+    errors: [404],
+    handle: async (request, { controlPlane }) => ({
+      body: await controlPlane.listAppEvents(request.params[AppId], pageRequestOf(request)),
+    }),
+  },
+  {
+    method: 'GET',
+    path: '/v1/installs/{installId}/events',
+    operationId: 'listInstallEvents',
+    summary: "An install's history, newest first",
+    tag: 'history',
+    response: pageOf(EventResponse, 'InstallEventPage'),
+    status: 200,
+    paged: true,
+    errors: [404],
+    handle: async (request, { controlPlane }) => ({
+      body: await controlPlane.listInstallEvents(request.params[InstallId], pageRequestOf(request)),
+    }),
+  },
+];

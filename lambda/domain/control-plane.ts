@@ -1,0 +1,995 @@
+/**
+ * The control plane: apps, their inputs and components, installs, and the history of every change.
+ * Plain TypeScript over a DynamoDB document client: the Lambda API handler, local mode and tests
+ * all call it the same way. Every change and its history event are written in one transaction,
+ * with conditions that keep names unique, versions current and the component graph acyclic.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import {
+  type DynamoDBDocumentClient,
+  GetCommand,
+  QueryCommand,
+  type QueryCommandInput,
+  TransactWriteCommand,
+} from '@aws-sdk/lib-dynamodb';
+import { monotonicFactory } from 'ulid';
+import {
+  ConflictError,
+  IdempotencyKeyReusedError,
+  NotFoundError,
+  type Problem,
+  ValidationError,
+  VersionConflictError,
+} from './errors';
+import { dependantsOf, findCycle, type GraphNode } from './graph';
+import {
+  type ComponentSpec,
+  type CreateAppRequest,
+  type CreateInstallRequest,
+  IMAGE_PRODUCING_TYPES,
+  type InputDefinition,
+  type UpdateAppRequest,
+} from './schemas';
+import type { SecretSealer } from './secrets';
+import {
+  decodeToken,
+  encodeToken,
+  gsi1,
+  type Key,
+  keys,
+  PAGE_LIMIT_DEFAULT,
+  type Page,
+  type PageRequest,
+  withoutKeys,
+} from './store';
+import { findReferences, referencedComponents } from './templates';
+
+// ---- records as the API shows them -------------------------------------------------------------
+
+export interface App {
+  readonly id: string;
+  readonly name: string;
+  readonly description?: string;
+  readonly inputs: InputDefinition[];
+  readonly componentCount: number;
+  readonly installCount: number;
+  readonly version: number;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}
+
+export interface Component {
+  readonly appId: string;
+  readonly name: string;
+  readonly spec: ComponentSpec;
+  /** Explicit dependsOn plus the components its templates reference, sorted. */
+  readonly dependencies: string[];
+  readonly version: number;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}
+
+export type InstallStatus = 'awaiting-access' | 'connected' | 'access-denied';
+
+export interface Install {
+  readonly id: string;
+  readonly appId: string;
+  readonly name?: string;
+  readonly accountId: string;
+  readonly region: string;
+  /** The non-sensitive inputs given. */
+  readonly inputs: Record<string, string>;
+  /** The names of the sensitive inputs given; their values are never returned. */
+  readonly sensitiveInputs: string[];
+  /** The sts:ExternalId the install's role requires: unique, unguessable, never reused. */
+  readonly externalId: string;
+  readonly status: InstallStatus;
+  readonly version: number;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}
+
+export interface HistoryEvent {
+  readonly id: string;
+  readonly appId: string;
+  readonly installId?: string;
+  readonly type: string;
+  readonly at: string;
+  /** Who made the change (the caller's principal). */
+  readonly actor: string;
+  readonly message: string;
+  /** What changed; sensitive values appear as "(sensitive)". */
+  readonly data: Record<string, unknown>;
+}
+
+/** What a create answers: the record, and whether it was replayed for a repeated Idempotency-Key. */
+export interface Created<T> {
+  readonly value: T;
+  readonly created: boolean;
+}
+
+export interface Idempotency {
+  /** The caller's Idempotency-Key. */
+  readonly key: string;
+  /** What the key is scoped to (the route), so one key cannot answer two kinds of request. */
+  readonly scope: string;
+  /** The request, as given: a repeat with a different request is refused. */
+  readonly request: unknown;
+}
+
+export interface ControlPlaneOptions {
+  readonly client: DynamoDBDocumentClient;
+  readonly table: string;
+  readonly sealer: SecretSealer;
+  readonly now?: () => Date;
+  /** Random bytes for external ids. @default crypto.randomBytes */
+  readonly randomBytes?: (size: number) => Buffer;
+}
+
+export const MAX_COMPONENTS_PER_APP = 50;
+/** How long an Idempotency-Key is remembered. */
+export const IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60;
+const MAX_GRAPH_RETRIES = 3;
+const SENSITIVE = '(sensitive)';
+
+type Item = Record<string, unknown>;
+type TransactItem = NonNullable<
+  ConstructorParameters<typeof TransactWriteCommand>[0]['TransactItems']
+>[number];
+
+export class ControlPlane {
+  private readonly client: DynamoDBDocumentClient;
+  private readonly table: string;
+  private readonly sealer: SecretSealer;
+  private readonly now: () => Date;
+  private readonly random: (size: number) => Buffer;
+  private readonly ulid = monotonicFactory();
+
+  constructor(options: ControlPlaneOptions) {
+    this.client = options.client;
+    this.table = options.table;
+    this.sealer = options.sealer;
+    this.now = options.now ?? (() => new Date());
+    this.random = options.randomBytes ?? randomBytes;
+  }
+
+  // ---- apps ------------------------------------------------------------------------------------
+
+  async createApp(
+    request: CreateAppRequest,
+    actor: string,
+    idempotency?: Idempotency,
+  ): Promise<Created<App>> {
+    return this.idempotent(
+      idempotency,
+      (id) => this.getApp(id),
+      async (remember) => {
+        const id = this.newId('app');
+        const at = this.timestamp();
+        const app: App = {
+          id,
+          name: request.name,
+          ...(request.description !== undefined && { description: request.description }),
+          inputs: request.inputs,
+          componentCount: 0,
+          installCount: 0,
+          version: 1,
+          createdAt: at,
+          updatedAt: at,
+        };
+        try {
+          await this.transact([
+            this.put({ ...keys.app(id), gsi1pk: gsi1.apps, gsi1sk: app.name, ...app, graphVersion: 1 }),
+            this.put({ ...keys.appName(app.name), appId: id }, 'attribute_not_exists(pk)'),
+            this.eventPut({
+              appId: id,
+              type: 'app.created',
+              actor,
+              message: `app ${app.name} created`,
+              data: { app: appSummary(app) },
+            }),
+            ...remember(id),
+          ]);
+        } catch (error) {
+          if (conditionFailedAt(error, 1)) {
+            throw new ConflictError('NameTaken', `an app named '${app.name}' already exists`, [
+              { path: 'body.name', message: 'must be unique within the tenant' },
+            ]);
+          }
+          throw error;
+        }
+        return app;
+      },
+    );
+  }
+
+  async getApp(appId: string): Promise<App> {
+    const item = await this.get(keys.app(appId));
+    if (!item)
+      throw new NotFoundError(`app ${appId} does not exist`, [
+        { path: 'path.appId', message: 'no such app' },
+      ]);
+    return toApp(item);
+  }
+
+  async listApps(page: PageRequest): Promise<Page<App>> {
+    return this.query(
+      {
+        IndexName: 'gsi1',
+        KeyConditionExpression: 'gsi1pk = :p',
+        ExpressionAttributeValues: { ':p': gsi1.apps },
+      },
+      page,
+      ['pk', 'sk', 'gsi1pk', 'gsi1sk'],
+      'gsi1pk',
+      gsi1.apps,
+      toApp,
+    );
+  }
+
+  async updateApp(appId: string, update: UpdateAppRequest, actor: string, ifMatch?: number): Promise<App> {
+    return this.withGraphRetry(async () => {
+      const current = await this.getApp(appId);
+      if (ifMatch !== undefined && ifMatch !== current.version)
+        throw staleVersion(`app ${appId}`, current.version, ifMatch);
+      const graphVersion = await this.graphVersion(appId);
+      const inputs = update.inputs ?? current.inputs;
+      if (update.inputs) {
+        const components = await this.allComponents(appId);
+        const problems = components.flatMap((component) =>
+          inputProblems(
+            component.spec,
+            new Set(inputs.map((input) => input.name)),
+            `components.${component.name}`,
+          ),
+        );
+        if (problems.length > 0) {
+          throw new ValidationError('components reference inputs this update removes', problems);
+        }
+        const added = inputs.filter(
+          (input) =>
+            input.required &&
+            input.default === undefined &&
+            !current.inputs.some((old) => old.name === input.name && old.required),
+        );
+        if (added.length > 0 && current.installCount > 0) {
+          throw new ConflictError(
+            'InstallsLackInput',
+            `app ${appId} has ${current.installCount} install(s) that do not give the new required input(s) ${added.map((i) => i.name).join(', ')}`,
+            added.map((input) => ({
+              path: `body.inputs[${inputs.indexOf(input)}]`,
+              message: 'give it a default, or make it optional, while installs exist',
+            })),
+          );
+        }
+      }
+      const updated: App = {
+        ...current,
+        ...(update.description !== undefined && { description: update.description }),
+        inputs,
+        version: current.version + 1,
+        updatedAt: this.timestamp(),
+      };
+      try {
+        await this.transact([
+          {
+            Update: {
+              TableName: this.table,
+              Key: keys.app(appId),
+              UpdateExpression: 'SET #d = :d, inputs = :i, version = :nv, updatedAt = :u, graphVersion = :ng',
+              ConditionExpression: 'version = :v AND graphVersion = :g',
+              ExpressionAttributeNames: { '#d': 'description' },
+              ExpressionAttributeValues: {
+                ':d': updated.description ?? null,
+                ':i': inputs,
+                ':nv': updated.version,
+                ':v': current.version,
+                ':u': updated.updatedAt,
+                ':g': graphVersion,
+                ':ng': graphVersion + 1,
+              },
+            },
+          },
+          this.eventPut({
+            appId,
+            type: 'app.updated',
+            actor,
+            message: `app ${current.name} updated`,
+            data: { changed: Object.keys(update), version: updated.version },
+          }),
+        ]);
+      } catch (error) {
+        if (conditionFailedAt(error, 0)) throw new GraphChanged();
+        throw error;
+      }
+      return updated.description === null ? { ...updated, description: undefined } : updated;
+    });
+  }
+
+  async deleteApp(appId: string, actor: string, ifMatch?: number): Promise<void> {
+    const app = await this.getApp(appId);
+    if (ifMatch !== undefined && ifMatch !== app.version)
+      throw staleVersion(`app ${appId}`, app.version, ifMatch);
+    if (app.installCount > 0) throw installsRemain(app);
+    const components = await this.allComponents(appId);
+    try {
+      await this.transact([
+        {
+          Delete: {
+            TableName: this.table,
+            Key: keys.app(appId),
+            ConditionExpression: 'version = :v AND installCount = :zero AND componentCount = :c',
+            ExpressionAttributeValues: { ':v': app.version, ':zero': 0, ':c': components.length },
+          },
+        },
+        { Delete: { TableName: this.table, Key: keys.appName(app.name) } },
+        ...components.map((component) => ({
+          Delete: { TableName: this.table, Key: keys.component(appId, component.name) },
+        })),
+        this.eventPut({
+          appId,
+          type: 'app.deleted',
+          actor,
+          message: `app ${app.name} deleted with ${components.length} component(s)`,
+          data: { app: appSummary(app), components: components.map((component) => component.name) },
+        }),
+      ]);
+    } catch (error) {
+      if (conditionFailedAt(error, 0)) {
+        const now = await this.getApp(appId);
+        if (now.installCount > 0) throw installsRemain(now);
+        throw new VersionConflictError(
+          `app ${appId} changed while it was being deleted; read it again and retry`,
+        );
+      }
+      throw error;
+    }
+  }
+
+  // ---- components ------------------------------------------------------------------------------
+
+  /** Creates or replaces a component; `ifMatch` makes it an update of that version only. */
+  async putComponent(
+    appId: string,
+    name: string,
+    spec: ComponentSpec,
+    actor: string,
+    options: { ifMatch?: number; createOnly?: boolean } = {},
+  ): Promise<Created<Component>> {
+    return this.withGraphRetry(async () => {
+      const app = await this.getApp(appId);
+      const graphVersion = await this.graphVersion(appId);
+      const components = await this.allComponents(appId);
+      const existing = components.find((component) => component.name === name);
+      if (existing && options.createOnly) {
+        throw new ConflictError('ComponentExists', `component ${name} already exists in app ${appId}`, [
+          { path: 'header.if-none-match', message: 'the component exists; drop If-None-Match to replace it' },
+        ]);
+      }
+      if (options.ifMatch !== undefined) {
+        if (!existing) {
+          throw new NotFoundError(
+            `component ${name} does not exist in app ${appId}; If-Match needs an existing version`,
+          );
+        }
+        if (existing.version !== options.ifMatch) {
+          throw staleVersion(`component ${name}`, existing.version, options.ifMatch);
+        }
+      }
+      if (!existing && components.length >= MAX_COMPONENTS_PER_APP) {
+        throw new ConflictError(
+          'TooManyComponents',
+          `app ${appId} already has ${MAX_COMPONENTS_PER_APP} components`,
+        );
+      }
+      const dependencies = this.validateComponent(app, components, name, spec);
+      const at = this.timestamp();
+      const component: Component = {
+        appId,
+        name,
+        spec,
+        dependencies,
+        version: (existing?.version ?? 0) + 1,
+        createdAt: existing?.createdAt ?? at,
+        updatedAt: at,
+      };
+      try {
+        await this.transact([
+          {
+            Update: {
+              TableName: this.table,
+              Key: keys.app(appId),
+              UpdateExpression: 'SET graphVersion = :ng, componentCount = componentCount + :inc',
+              ConditionExpression: 'attribute_exists(pk) AND graphVersion = :g',
+              ExpressionAttributeValues: {
+                ':g': graphVersion,
+                ':ng': graphVersion + 1,
+                ':inc': existing ? 0 : 1,
+              },
+            },
+          },
+          existing
+            ? this.put({ ...keys.component(appId, name), ...component }, 'version = :v', {
+                ':v': existing.version,
+              })
+            : this.put({ ...keys.component(appId, name), ...component }, 'attribute_not_exists(pk)'),
+          this.eventPut({
+            appId,
+            type: existing ? 'component.updated' : 'component.created',
+            actor,
+            message: `component ${name} (${spec.type}) ${existing ? 'updated' : 'created'}`,
+            data: { component: name, type: spec.type, version: component.version, dependencies },
+          }),
+        ]);
+      } catch (error) {
+        if (conditionFailedAt(error, 0) || conditionFailedAt(error, 1)) throw new GraphChanged();
+        throw error;
+      }
+      return { value: component, created: !existing };
+    });
+  }
+
+  async getComponent(appId: string, name: string): Promise<Component> {
+    const item = await this.get(keys.component(appId, name));
+    if (!item) {
+      await this.getApp(appId);
+      throw new NotFoundError(`component ${name} does not exist in app ${appId}`, [
+        { path: 'path.name', message: 'no such component' },
+      ]);
+    }
+    return toComponent(item);
+  }
+
+  async listComponents(appId: string, page: PageRequest): Promise<Page<Component>> {
+    await this.getApp(appId);
+    return this.query(
+      {
+        KeyConditionExpression: 'pk = :p AND begins_with(sk, :s)',
+        ExpressionAttributeValues: { ':p': keys.app(appId).pk, ':s': keys.componentPrefix },
+      },
+      page,
+      ['pk', 'sk'],
+      'pk',
+      keys.app(appId).pk,
+      toComponent,
+    );
+  }
+
+  async deleteComponent(appId: string, name: string, actor: string, ifMatch?: number): Promise<void> {
+    return this.withGraphRetry(async () => {
+      const graphVersion = await this.graphVersion(appId);
+      const components = await this.allComponents(appId);
+      const component = components.find((candidate) => candidate.name === name);
+      if (!component) {
+        throw new NotFoundError(`component ${name} does not exist in app ${appId}`, [
+          { path: 'path.name', message: 'no such component' },
+        ]);
+      }
+      if (ifMatch !== undefined && ifMatch !== component.version)
+        throw staleVersion(`component ${name}`, component.version, ifMatch);
+      const dependants = dependantsOf(graphOf(components), name);
+      if (dependants.length > 0) {
+        throw new ConflictError('ComponentInUse', `component ${name} is needed by ${dependants.join(', ')}`, [
+          { path: 'path.name', message: `remove it from the dependencies of ${dependants.join(', ')} first` },
+        ]);
+      }
+      try {
+        await this.transact([
+          {
+            Update: {
+              TableName: this.table,
+              Key: keys.app(appId),
+              UpdateExpression: 'SET graphVersion = :ng, componentCount = componentCount - :one',
+              ConditionExpression: 'attribute_exists(pk) AND graphVersion = :g',
+              ExpressionAttributeValues: { ':g': graphVersion, ':ng': graphVersion + 1, ':one': 1 },
+            },
+          },
+          {
+            Delete: {
+              TableName: this.table,
+              Key: keys.component(appId, name),
+              ConditionExpression: 'version = :v',
+              ExpressionAttributeValues: { ':v': component.version },
+            },
+          },
+          this.eventPut({
+            appId,
+            type: 'component.deleted',
+            actor,
+            message: `component ${name} (${component.spec.type}) deleted`,
+            data: { component: name, type: component.spec.type, version: component.version },
+          }),
+        ]);
+      } catch (error) {
+        if (conditionFailedAt(error, 0) || conditionFailedAt(error, 1)) throw new GraphChanged();
+        throw error;
+      }
+    });
+  }
+
+  // ---- installs --------------------------------------------------------------------------------
+
+  async createInstall(
+    appId: string,
+    request: CreateInstallRequest,
+    actor: string,
+    idempotency?: Idempotency,
+  ): Promise<Created<Install>> {
+    return this.idempotent(
+      idempotency,
+      (id) => this.getInstall(id),
+      async (remember) => {
+        const app = await this.getApp(appId);
+        const { clear, sensitive } = splitInputs(app.inputs, request.inputs);
+        const id = this.newId('inst');
+        const externalId = this.random(24).toString('base64url');
+        const sealed: Record<string, string> = {};
+        for (const [name, value] of Object.entries(sensitive)) {
+          sealed[name] = await this.sealer.seal(value, { installId: id, input: name });
+        }
+        const at = this.timestamp();
+        const install: Install = {
+          id,
+          appId,
+          ...(request.name !== undefined && { name: request.name }),
+          accountId: request.accountId,
+          region: request.region,
+          inputs: clear,
+          sensitiveInputs: Object.keys(sensitive).sort(),
+          externalId,
+          status: 'awaiting-access',
+          version: 1,
+          createdAt: at,
+          updatedAt: at,
+        };
+        try {
+          await this.transact([
+            {
+              Update: {
+                TableName: this.table,
+                Key: keys.app(appId),
+                UpdateExpression: 'SET installCount = installCount + :one',
+                ConditionExpression: 'attribute_exists(pk) AND version = :v',
+                ExpressionAttributeValues: { ':one': 1, ':v': app.version },
+              },
+            },
+            this.put(
+              {
+                ...keys.install(id),
+                gsi1pk: gsi1.installsOf(appId),
+                gsi1sk: id,
+                ...install,
+                sealedInputs: sealed,
+              },
+              'attribute_not_exists(pk)',
+            ),
+            this.put({ ...keys.externalId(externalId), installId: id }, 'attribute_not_exists(pk)'),
+            this.eventPut({
+              appId,
+              installId: id,
+              type: 'install.created',
+              actor,
+              message: `install ${id} created for account ${install.accountId} in ${install.region}; awaiting access`,
+              data: {
+                accountId: install.accountId,
+                region: install.region,
+                inputs: {
+                  ...clear,
+                  ...Object.fromEntries(Object.keys(sensitive).map((name) => [name, SENSITIVE])),
+                },
+              },
+            }),
+            ...remember(id),
+          ]);
+        } catch (error) {
+          if (conditionFailedAt(error, 0)) {
+            throw new VersionConflictError(
+              `app ${appId} changed while the install was being created; retry the request`,
+            );
+          }
+          throw error;
+        }
+        return install;
+      },
+    );
+  }
+
+  async getInstall(installId: string): Promise<Install> {
+    const item = await this.get(keys.install(installId));
+    if (!item) {
+      throw new NotFoundError(`install ${installId} does not exist`, [
+        { path: 'path.installId', message: 'no such install' },
+      ]);
+    }
+    return toInstall(item);
+  }
+
+  async listInstalls(appId: string, page: PageRequest): Promise<Page<Install>> {
+    await this.getApp(appId);
+    return this.query(
+      {
+        IndexName: 'gsi1',
+        KeyConditionExpression: 'gsi1pk = :p',
+        ExpressionAttributeValues: { ':p': gsi1.installsOf(appId) },
+      },
+      page,
+      ['pk', 'sk', 'gsi1pk', 'gsi1sk'],
+      'gsi1pk',
+      gsi1.installsOf(appId),
+      toInstall,
+    );
+  }
+
+  // ---- history ---------------------------------------------------------------------------------
+
+  /** The app's history, newest first; still readable after the app is deleted. */
+  async listAppEvents(appId: string, page: PageRequest): Promise<Page<HistoryEvent>> {
+    const partition = keys.event(appId, '').pk;
+    const result = await this.query(
+      {
+        KeyConditionExpression: 'pk = :p AND begins_with(sk, :s)',
+        ExpressionAttributeValues: { ':p': partition, ':s': keys.eventPrefix },
+        ScanIndexForward: false,
+      },
+      page,
+      ['pk', 'sk'],
+      'pk',
+      partition,
+      toEvent,
+    );
+    if (result.items.length === 0 && page.nextToken === undefined) await this.getApp(appId);
+    return result;
+  }
+
+  async listInstallEvents(installId: string, page: PageRequest): Promise<Page<HistoryEvent>> {
+    const partition = gsi1.eventsOfInstall(installId);
+    const result = await this.query(
+      {
+        IndexName: 'gsi1',
+        KeyConditionExpression: 'gsi1pk = :p',
+        ExpressionAttributeValues: { ':p': partition },
+        ScanIndexForward: false,
+      },
+      page,
+      ['pk', 'sk', 'gsi1pk', 'gsi1sk'],
+      'gsi1pk',
+      partition,
+      toEvent,
+    );
+    if (result.items.length === 0 && page.nextToken === undefined) await this.getInstall(installId);
+    return result;
+  }
+
+  // ---- validation ------------------------------------------------------------------------------
+
+  /** Checks a component against its app: references, dependencies, cycles. Returns its dependencies. */
+  private validateComponent(
+    app: App,
+    components: readonly Component[],
+    name: string,
+    spec: ComponentSpec,
+  ): string[] {
+    const problems: Problem[] = [];
+    const found = findReferences(spec, 'body');
+    problems.push(...found.problems);
+    const inputNames = new Set(app.inputs.map((input) => input.name));
+    const others = new Map(components.filter((c) => c.name !== name).map((c) => [c.name, c]));
+    for (const { path, expression, reference } of found.references) {
+      if (reference.kind === 'input' && !inputNames.has(reference.name)) {
+        problems.push({
+          path,
+          message: `'{{ ${expression} }}' names input '${reference.name}', which app ${app.name} does not declare`,
+        });
+      }
+      if (reference.kind === 'output' || reference.kind === 'image') {
+        if (reference.component === name) {
+          problems.push({
+            path,
+            message: `'{{ ${expression} }}' references the component itself: cycle ${name} -> ${name}`,
+          });
+          continue;
+        }
+        const target = others.get(reference.component);
+        if (!target) {
+          problems.push({
+            path,
+            message: `'{{ ${expression} }}' names component '${reference.component}', which app ${app.name} does not have`,
+          });
+        } else if (reference.kind === 'image' && !IMAGE_PRODUCING_TYPES.includes(target.spec.type)) {
+          problems.push({
+            path,
+            message: `'{{ ${expression} }}': component '${reference.component}' is of type ${target.spec.type} and produces no image`,
+          });
+        }
+      }
+    }
+    spec.dependsOn.forEach((dependency, index) => {
+      const path = `body.dependsOn[${index}]`;
+      if (dependency === name)
+        problems.push({ path, message: `a component cannot depend on itself: cycle ${name} -> ${name}` });
+      else if (!others.has(dependency)) {
+        problems.push({ path, message: `component '${dependency}' does not exist in app ${app.name}` });
+      }
+    });
+    if (problems.length > 0) throw new ValidationError(`component ${name} is not valid`, problems);
+
+    const dependencies = [...new Set([...spec.dependsOn, ...referencedComponents(found.references)])].sort();
+    const graph = [...graphOf([...others.values()]), { name, dependsOn: dependencies }];
+    const cycle = findCycle(graph);
+    if (cycle) {
+      throw new ValidationError(`component ${name} would close a dependency cycle: ${cycle.join(' -> ')}`, [
+        { path: 'body', message: `cycle: ${cycle.join(' -> ')}` },
+      ]);
+    }
+    return dependencies;
+  }
+
+  // ---- storage helpers -------------------------------------------------------------------------
+
+  private async idempotent<T>(
+    idempotency: Idempotency | undefined,
+    load: (id: string) => Promise<T>,
+    create: (remember: (id: string) => TransactItem[]) => Promise<T>,
+  ): Promise<Created<T>> {
+    if (!idempotency) return { value: await create(() => []), created: true };
+    const key = keys.idempotency(idempotency.scope, idempotency.key);
+    const requestHash = hashOf(idempotency.request);
+    const replay = async (): Promise<Created<T> | undefined> => {
+      const seen = await this.get(key);
+      if (!seen) return undefined;
+      if (seen.requestHash !== requestHash) {
+        throw new IdempotencyKeyReusedError(
+          `Idempotency-Key '${idempotency.key}' was already used for a different request`,
+          [{ path: 'header.idempotency-key', message: 'use a new key for a new request' }],
+        );
+      }
+      return { value: await load(seen.resourceId as string), created: false };
+    };
+    const earlier = await replay();
+    if (earlier) return earlier;
+    const expiresAt = Math.floor(this.now().getTime() / 1000) + IDEMPOTENCY_TTL_SECONDS;
+    try {
+      const value = await create((id) => [
+        this.put({ ...key, requestHash, resourceId: id, expiresAt }, 'attribute_not_exists(pk)'),
+      ]);
+      return { value, created: true };
+    } catch (error) {
+      // A concurrent request with the same key may have won the race (its write then fails ours,
+      // possibly on another condition such as the name): answer as it did.
+      if (error instanceof TransactionCanceledException || error instanceof ConflictError) {
+        const raced = await replay();
+        if (raced) return raced;
+      }
+      throw error;
+    }
+  }
+
+  private async withGraphRetry<T>(attempt: () => Promise<T>): Promise<T> {
+    for (let tries = 1; ; tries++) {
+      try {
+        return await attempt();
+      } catch (error) {
+        if (!(error instanceof GraphChanged)) throw error;
+        if (tries >= MAX_GRAPH_RETRIES) {
+          throw new VersionConflictError('the app changed concurrently several times; retry the request');
+        }
+      }
+    }
+  }
+
+  private async graphVersion(appId: string): Promise<number> {
+    const item = await this.client.send(
+      new GetCommand({
+        TableName: this.table,
+        Key: keys.app(appId),
+        ConsistentRead: true,
+        ProjectionExpression: 'graphVersion',
+      }),
+    );
+    if (!item.Item)
+      throw new NotFoundError(`app ${appId} does not exist`, [
+        { path: 'path.appId', message: 'no such app' },
+      ]);
+    return item.Item.graphVersion as number;
+  }
+
+  private async allComponents(appId: string): Promise<Component[]> {
+    const all: Component[] = [];
+    let nextToken: string | undefined;
+    do {
+      const page = await this.listComponentsRaw(appId, nextToken);
+      all.push(...page.items);
+      nextToken = page.nextToken;
+    } while (nextToken);
+    return all;
+  }
+
+  private listComponentsRaw(appId: string, nextToken?: string): Promise<Page<Component>> {
+    return this.query(
+      {
+        KeyConditionExpression: 'pk = :p AND begins_with(sk, :s)',
+        ExpressionAttributeValues: { ':p': keys.app(appId).pk, ':s': keys.componentPrefix },
+        ConsistentRead: true,
+      },
+      { limit: 100, nextToken },
+      ['pk', 'sk'],
+      'pk',
+      keys.app(appId).pk,
+      toComponent,
+    );
+  }
+
+  private async get(key: Key): Promise<Item | undefined> {
+    const result = await this.client.send(
+      new GetCommand({ TableName: this.table, Key: key, ConsistentRead: true }),
+    );
+    return result.Item;
+  }
+
+  private async query<T>(
+    input: Omit<QueryCommandInput, 'TableName' | 'Limit' | 'ExclusiveStartKey'>,
+    page: PageRequest,
+    keyAttributes: readonly string[],
+    partitionAttribute: string,
+    partition: string,
+    map: (item: Item) => T,
+  ): Promise<Page<T>> {
+    const result = await this.client.send(
+      new QueryCommand({
+        ...input,
+        TableName: this.table,
+        Limit: page.limit ?? PAGE_LIMIT_DEFAULT,
+        ExclusiveStartKey: decodeToken(page.nextToken, keyAttributes, partitionAttribute, partition),
+      }),
+    );
+    const nextToken = encodeToken(result.LastEvaluatedKey);
+    return { items: (result.Items ?? []).map(map), ...(nextToken && { nextToken }) };
+  }
+
+  private async transact(items: TransactItem[]): Promise<void> {
+    await this.client.send(new TransactWriteCommand({ TransactItems: items }));
+  }
+
+  private put(item: Item, condition?: string, values?: Record<string, unknown>): TransactItem {
+    return {
+      Put: {
+        TableName: this.table,
+        Item: item,
+        ...(condition && { ConditionExpression: condition }),
+        ...(values && { ExpressionAttributeValues: values }),
+      },
+    };
+  }
+
+  private eventPut(event: Omit<HistoryEvent, 'id' | 'at'>): TransactItem {
+    const id = this.ulid(this.now().getTime());
+    const record: HistoryEvent = { id, at: this.timestamp(), ...event };
+    return this.put(
+      {
+        ...keys.event(event.appId, id),
+        ...(event.installId && { gsi1pk: gsi1.eventsOfInstall(event.installId), gsi1sk: id }),
+        ...record,
+      },
+      'attribute_not_exists(pk)',
+    );
+  }
+
+  private newId(prefix: string): string {
+    return `${prefix}_${this.ulid(this.now().getTime()).toLowerCase()}`;
+  }
+
+  private timestamp(): string {
+    return this.now().toISOString();
+  }
+}
+
+// ---- pure helpers --------------------------------------------------------------------------------
+
+/** Raised inside a graph-changing write when another write got there first; the write is retried. */
+class GraphChanged extends Error {}
+
+function conditionFailedAt(error: unknown, index: number): boolean {
+  return (
+    error instanceof TransactionCanceledException &&
+    error.CancellationReasons?.[index]?.Code === 'ConditionalCheckFailed'
+  );
+}
+
+function staleVersion(what: string, current: number, given: number): VersionConflictError {
+  return new VersionConflictError(`${what} is at version ${current}, not ${given}; read it again and retry`, [
+    { path: 'header.if-match', message: `current version is ${current}` },
+  ]);
+}
+
+function installsRemain(app: App): ConflictError {
+  return new ConflictError(
+    'AppHasInstalls',
+    `app ${app.name} still has ${app.installCount} install(s); tear them down first`,
+    [{ path: 'path.appId', message: `${app.installCount} install(s) remain` }],
+  );
+}
+
+function hashOf(value: unknown): string {
+  return createHash('sha256').update(canonicalJson(value)).digest('hex');
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    return `{${Object.keys(value)
+      .sort()
+      .map((key) => `${JSON.stringify(key)}:${canonicalJson((value as Item)[key])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+function graphOf(components: readonly Component[]): GraphNode[] {
+  return components.map((component) => ({ name: component.name, dependsOn: component.dependencies }));
+}
+
+function inputProblems(spec: ComponentSpec, inputs: ReadonlySet<string>, base: string): Problem[] {
+  return findReferences(spec, base)
+    .references.filter(({ reference }) => reference.kind === 'input' && !inputs.has(reference.name))
+    .map(({ path, expression }) => ({
+      path,
+      message: `'{{ ${expression} }}' would name an input the app no longer declares`,
+    }));
+}
+
+/** Checks install inputs against the app's declarations; splits them into clear and sensitive. */
+function splitInputs(
+  declared: readonly InputDefinition[],
+  given: Readonly<Record<string, string>>,
+): { clear: Record<string, string>; sensitive: Record<string, string> } {
+  const problems: Problem[] = [];
+  const byName = new Map(declared.map((input) => [input.name, input]));
+  for (const name of Object.keys(given)) {
+    if (!byName.has(name))
+      problems.push({
+        path: `body.inputs.${name}`,
+        message: `unknown input; the app declares ${[...byName.keys()].join(', ') || 'none'}`,
+      });
+  }
+  for (const input of declared) {
+    if (input.required && input.default === undefined && given[input.name] === undefined) {
+      problems.push({ path: `body.inputs.${input.name}`, message: 'required input is missing' });
+    }
+  }
+  if (problems.length > 0) throw new ValidationError('install inputs do not match the app', problems);
+  const clear: Record<string, string> = {};
+  const sensitive: Record<string, string> = {};
+  for (const [name, value] of Object.entries(given)) {
+    if (byName.get(name)?.sensitive) sensitive[name] = value;
+    else clear[name] = value;
+  }
+  return { clear, sensitive };
+}
+
+function appSummary(app: App): Record<string, unknown> {
+  return { id: app.id, name: app.name, inputs: app.inputs.map((input) => input.name) };
+}
+
+function toApp(item: Item): App {
+  const { graphVersion: _g, ...rest } = withoutKeys(item);
+  const app = rest as unknown as App & { description?: string | null };
+  if (app.description === null) {
+    const { description: _d, ...withoutDescription } = app;
+    return withoutDescription as App;
+  }
+  return app;
+}
+
+function toComponent(item: Item): Component {
+  return withoutKeys(item) as unknown as Component;
+}
+
+function toInstall(item: Item): Install {
+  const { sealedInputs: _s, ...rest } = withoutKeys(item);
+  return rest as unknown as Install;
+}
+
+function toEvent(item: Item): HistoryEvent {
+  return withoutKeys(item) as unknown as HistoryEvent;
+}
