@@ -4,24 +4,9 @@
  * all call it the same way. Every change and its history event are written in one transaction,
  * with conditions that keep names unique, versions current and the component graph acyclic.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
-import {
-  type DynamoDBDocumentClient,
-  GetCommand,
-  QueryCommand,
-  type QueryCommandInput,
-  TransactWriteCommand,
-} from '@aws-sdk/lib-dynamodb';
-import { monotonicFactory } from 'ulid';
-import {
-  ConflictError,
-  IdempotencyKeyReusedError,
-  NotFoundError,
-  type Problem,
-  ValidationError,
-  VersionConflictError,
-} from './errors';
+import { randomBytes } from 'node:crypto';
+import { type DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
+import { ConflictError, NotFoundError, type Problem, ValidationError, VersionConflictError } from './errors';
 import { dependantsOf, findCycle, type GraphNode } from './graph';
 import {
   type ComponentSpec,
@@ -33,17 +18,17 @@ import {
 } from './schemas';
 import type { SecretSealer } from './secrets';
 import {
-  decodeToken,
-  encodeToken,
-  gsi1,
-  type Key,
-  keys,
-  PAGE_LIMIT_DEFAULT,
-  type Page,
-  type PageRequest,
-  withoutKeys,
-} from './store';
+  type Created,
+  conditionFailedAt,
+  type HistoryEvent,
+  type Idempotency,
+  type Item,
+  StateStore,
+} from './state-store';
+import { gsi1, keys, type Page, type PageRequest, withoutKeys } from './store';
 import { findReferences, referencedComponents } from './templates';
+
+export type { Created, HistoryEvent, Idempotency } from './state-store';
 
 // ---- records as the API shows them -------------------------------------------------------------
 
@@ -90,34 +75,6 @@ export interface Install {
   readonly updatedAt: string;
 }
 
-export interface HistoryEvent {
-  readonly id: string;
-  readonly appId: string;
-  readonly installId?: string;
-  readonly type: string;
-  readonly at: string;
-  /** Who made the change (the caller's principal). */
-  readonly actor: string;
-  readonly message: string;
-  /** What changed; sensitive values appear as "(sensitive)". */
-  readonly data: Record<string, unknown>;
-}
-
-/** What a create answers: the record, and whether it was replayed for a repeated Idempotency-Key. */
-export interface Created<T> {
-  readonly value: T;
-  readonly created: boolean;
-}
-
-export interface Idempotency {
-  /** The caller's Idempotency-Key. */
-  readonly key: string;
-  /** What the key is scoped to (the route), so one key cannot answer two kinds of request. */
-  readonly scope: string;
-  /** The request, as given: a repeat with a different request is refused. */
-  readonly request: unknown;
-}
-
 export interface ControlPlaneOptions {
   readonly client: DynamoDBDocumentClient;
   readonly table: string;
@@ -128,29 +85,18 @@ export interface ControlPlaneOptions {
 }
 
 export const MAX_COMPONENTS_PER_APP = 50;
-/** How long an Idempotency-Key is remembered. */
 export const IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60;
 const MAX_GRAPH_RETRIES = 3;
 const SENSITIVE = '(sensitive)';
 
-type Item = Record<string, unknown>;
-type TransactItem = NonNullable<
-  ConstructorParameters<typeof TransactWriteCommand>[0]['TransactItems']
->[number];
-
 export class ControlPlane {
-  private readonly client: DynamoDBDocumentClient;
-  private readonly table: string;
+  private readonly store: StateStore;
   private readonly sealer: SecretSealer;
-  private readonly now: () => Date;
   private readonly random: (size: number) => Buffer;
-  private readonly ulid = monotonicFactory();
 
   constructor(options: ControlPlaneOptions) {
-    this.client = options.client;
-    this.table = options.table;
+    this.store = new StateStore(options);
     this.sealer = options.sealer;
-    this.now = options.now ?? (() => new Date());
     this.random = options.randomBytes ?? randomBytes;
   }
 
@@ -161,12 +107,12 @@ export class ControlPlane {
     actor: string,
     idempotency?: Idempotency,
   ): Promise<Created<App>> {
-    return this.idempotent(
+    return this.store.idempotent(
       idempotency,
       (id) => this.getApp(id),
       async (remember) => {
-        const id = this.newId('app');
-        const at = this.timestamp();
+        const id = this.store.newId('app');
+        const at = this.store.timestamp();
         const app: App = {
           id,
           name: request.name,
@@ -179,10 +125,10 @@ export class ControlPlane {
           updatedAt: at,
         };
         try {
-          await this.transact([
-            this.put({ ...keys.app(id), gsi1pk: gsi1.apps, gsi1sk: app.name, ...app, graphVersion: 1 }),
-            this.put({ ...keys.appName(app.name), appId: id }, 'attribute_not_exists(pk)'),
-            this.eventPut({
+          await this.store.transact([
+            this.store.put({ ...keys.app(id), gsi1pk: gsi1.apps, gsi1sk: app.name, ...app, graphVersion: 1 }),
+            this.store.put({ ...keys.appName(app.name), appId: id }, 'attribute_not_exists(pk)'),
+            this.store.eventPut({
               appId: id,
               type: 'app.created',
               actor,
@@ -205,7 +151,7 @@ export class ControlPlane {
   }
 
   async getApp(appId: string): Promise<App> {
-    const item = await this.get(keys.app(appId));
+    const item = await this.store.get(keys.app(appId));
     if (!item)
       throw new NotFoundError(`app ${appId} does not exist`, [
         { path: 'path.appId', message: 'no such app' },
@@ -214,7 +160,7 @@ export class ControlPlane {
   }
 
   async listApps(page: PageRequest): Promise<Page<App>> {
-    return this.query(
+    return this.store.query(
       {
         IndexName: 'gsi1',
         KeyConditionExpression: 'gsi1pk = :p',
@@ -269,13 +215,13 @@ export class ControlPlane {
         ...(update.description !== undefined && { description: update.description }),
         inputs,
         version: current.version + 1,
-        updatedAt: this.timestamp(),
+        updatedAt: this.store.timestamp(),
       };
       try {
-        await this.transact([
+        await this.store.transact([
           {
             Update: {
-              TableName: this.table,
+              TableName: this.store.table,
               Key: keys.app(appId),
               UpdateExpression: 'SET #d = :d, inputs = :i, version = :nv, updatedAt = :u, graphVersion = :ng',
               ConditionExpression: 'version = :v AND graphVersion = :g',
@@ -291,7 +237,7 @@ export class ControlPlane {
               },
             },
           },
-          this.eventPut({
+          this.store.eventPut({
             appId,
             type: 'app.updated',
             actor,
@@ -314,20 +260,20 @@ export class ControlPlane {
     if (app.installCount > 0) throw installsRemain(app);
     const components = await this.allComponents(appId);
     try {
-      await this.transact([
+      await this.store.transact([
         {
           Delete: {
-            TableName: this.table,
+            TableName: this.store.table,
             Key: keys.app(appId),
             ConditionExpression: 'version = :v AND installCount = :zero AND componentCount = :c',
             ExpressionAttributeValues: { ':v': app.version, ':zero': 0, ':c': components.length },
           },
         },
-        { Delete: { TableName: this.table, Key: keys.appName(app.name) } },
+        { Delete: { TableName: this.store.table, Key: keys.appName(app.name) } },
         ...components.map((component) => ({
-          Delete: { TableName: this.table, Key: keys.component(appId, component.name) },
+          Delete: { TableName: this.store.table, Key: keys.component(appId, component.name) },
         })),
-        this.eventPut({
+        this.store.eventPut({
           appId,
           type: 'app.deleted',
           actor,
@@ -384,7 +330,7 @@ export class ControlPlane {
         );
       }
       const dependencies = this.validateComponent(app, components, name, spec);
-      const at = this.timestamp();
+      const at = this.store.timestamp();
       const component: Component = {
         appId,
         name,
@@ -395,10 +341,10 @@ export class ControlPlane {
         updatedAt: at,
       };
       try {
-        await this.transact([
+        await this.store.transact([
           {
             Update: {
-              TableName: this.table,
+              TableName: this.store.table,
               Key: keys.app(appId),
               UpdateExpression: 'SET graphVersion = :ng, componentCount = componentCount + :inc',
               ConditionExpression: 'attribute_exists(pk) AND graphVersion = :g',
@@ -410,11 +356,11 @@ export class ControlPlane {
             },
           },
           existing
-            ? this.put({ ...keys.component(appId, name), ...component }, 'version = :v', {
+            ? this.store.put({ ...keys.component(appId, name), ...component }, 'version = :v', {
                 ':v': existing.version,
               })
-            : this.put({ ...keys.component(appId, name), ...component }, 'attribute_not_exists(pk)'),
-          this.eventPut({
+            : this.store.put({ ...keys.component(appId, name), ...component }, 'attribute_not_exists(pk)'),
+          this.store.eventPut({
             appId,
             type: existing ? 'component.updated' : 'component.created',
             actor,
@@ -431,7 +377,7 @@ export class ControlPlane {
   }
 
   async getComponent(appId: string, name: string): Promise<Component> {
-    const item = await this.get(keys.component(appId, name));
+    const item = await this.store.get(keys.component(appId, name));
     if (!item) {
       await this.getApp(appId);
       throw new NotFoundError(`component ${name} does not exist in app ${appId}`, [
@@ -443,7 +389,7 @@ export class ControlPlane {
 
   async listComponents(appId: string, page: PageRequest): Promise<Page<Component>> {
     await this.getApp(appId);
-    return this.query(
+    return this.store.query(
       {
         KeyConditionExpression: 'pk = :p AND begins_with(sk, :s)',
         ExpressionAttributeValues: { ':p': keys.app(appId).pk, ':s': keys.componentPrefix },
@@ -475,10 +421,10 @@ export class ControlPlane {
         ]);
       }
       try {
-        await this.transact([
+        await this.store.transact([
           {
             Update: {
-              TableName: this.table,
+              TableName: this.store.table,
               Key: keys.app(appId),
               UpdateExpression: 'SET graphVersion = :ng, componentCount = componentCount - :one',
               ConditionExpression: 'attribute_exists(pk) AND graphVersion = :g',
@@ -487,13 +433,13 @@ export class ControlPlane {
           },
           {
             Delete: {
-              TableName: this.table,
+              TableName: this.store.table,
               Key: keys.component(appId, name),
               ConditionExpression: 'version = :v',
               ExpressionAttributeValues: { ':v': component.version },
             },
           },
-          this.eventPut({
+          this.store.eventPut({
             appId,
             type: 'component.deleted',
             actor,
@@ -516,19 +462,19 @@ export class ControlPlane {
     actor: string,
     idempotency?: Idempotency,
   ): Promise<Created<Install>> {
-    return this.idempotent(
+    return this.store.idempotent(
       idempotency,
       (id) => this.getInstall(id),
       async (remember) => {
         const app = await this.getApp(appId);
         const { clear, sensitive } = splitInputs(app.inputs, request.inputs);
-        const id = this.newId('inst');
+        const id = this.store.newId('inst');
         const externalId = this.random(24).toString('base64url');
         const sealed: Record<string, string> = {};
         for (const [name, value] of Object.entries(sensitive)) {
           sealed[name] = await this.sealer.seal(value, { installId: id, input: name });
         }
-        const at = this.timestamp();
+        const at = this.store.timestamp();
         const install: Install = {
           id,
           appId,
@@ -544,17 +490,17 @@ export class ControlPlane {
           updatedAt: at,
         };
         try {
-          await this.transact([
+          await this.store.transact([
             {
               Update: {
-                TableName: this.table,
+                TableName: this.store.table,
                 Key: keys.app(appId),
                 UpdateExpression: 'SET installCount = installCount + :one',
                 ConditionExpression: 'attribute_exists(pk) AND version = :v',
                 ExpressionAttributeValues: { ':one': 1, ':v': app.version },
               },
             },
-            this.put(
+            this.store.put(
               {
                 ...keys.install(id),
                 gsi1pk: gsi1.installsOf(appId),
@@ -564,8 +510,8 @@ export class ControlPlane {
               },
               'attribute_not_exists(pk)',
             ),
-            this.put({ ...keys.externalId(externalId), installId: id }, 'attribute_not_exists(pk)'),
-            this.eventPut({
+            this.store.put({ ...keys.externalId(externalId), installId: id }, 'attribute_not_exists(pk)'),
+            this.store.eventPut({
               appId,
               installId: id,
               type: 'install.created',
@@ -596,7 +542,7 @@ export class ControlPlane {
   }
 
   async getInstall(installId: string): Promise<Install> {
-    const item = await this.get(keys.install(installId));
+    const item = await this.store.get(keys.install(installId));
     if (!item) {
       throw new NotFoundError(`install ${installId} does not exist`, [
         { path: 'path.installId', message: 'no such install' },
@@ -607,7 +553,7 @@ export class ControlPlane {
 
   async listInstalls(appId: string, page: PageRequest): Promise<Page<Install>> {
     await this.getApp(appId);
-    return this.query(
+    return this.store.query(
       {
         IndexName: 'gsi1',
         KeyConditionExpression: 'gsi1pk = :p',
@@ -626,7 +572,7 @@ export class ControlPlane {
   /** The app's history, newest first; still readable after the app is deleted. */
   async listAppEvents(appId: string, page: PageRequest): Promise<Page<HistoryEvent>> {
     const partition = keys.event(appId, '').pk;
-    const result = await this.query(
+    const result = await this.store.query(
       {
         KeyConditionExpression: 'pk = :p AND begins_with(sk, :s)',
         ExpressionAttributeValues: { ':p': partition, ':s': keys.eventPrefix },
@@ -644,7 +590,7 @@ export class ControlPlane {
 
   async listInstallEvents(installId: string, page: PageRequest): Promise<Page<HistoryEvent>> {
     const partition = gsi1.eventsOfInstall(installId);
-    const result = await this.query(
+    const result = await this.store.query(
       {
         IndexName: 'gsi1',
         KeyConditionExpression: 'gsi1pk = :p',
@@ -727,44 +673,6 @@ export class ControlPlane {
 
   // ---- storage helpers -------------------------------------------------------------------------
 
-  private async idempotent<T>(
-    idempotency: Idempotency | undefined,
-    load: (id: string) => Promise<T>,
-    create: (remember: (id: string) => TransactItem[]) => Promise<T>,
-  ): Promise<Created<T>> {
-    if (!idempotency) return { value: await create(() => []), created: true };
-    const key = keys.idempotency(idempotency.scope, idempotency.key);
-    const requestHash = hashOf(idempotency.request);
-    const replay = async (): Promise<Created<T> | undefined> => {
-      const seen = await this.get(key);
-      if (!seen) return undefined;
-      if (seen.requestHash !== requestHash) {
-        throw new IdempotencyKeyReusedError(
-          `Idempotency-Key '${idempotency.key}' was already used for a different request`,
-          [{ path: 'header.idempotency-key', message: 'use a new key for a new request' }],
-        );
-      }
-      return { value: await load(seen.resourceId as string), created: false };
-    };
-    const earlier = await replay();
-    if (earlier) return earlier;
-    const expiresAt = Math.floor(this.now().getTime() / 1000) + IDEMPOTENCY_TTL_SECONDS;
-    try {
-      const value = await create((id) => [
-        this.put({ ...key, requestHash, resourceId: id, expiresAt }, 'attribute_not_exists(pk)'),
-      ]);
-      return { value, created: true };
-    } catch (error) {
-      // A concurrent request with the same key may have won the race (its write then fails ours,
-      // possibly on another condition such as the name): answer as it did.
-      if (error instanceof TransactionCanceledException || error instanceof ConflictError) {
-        const raced = await replay();
-        if (raced) return raced;
-      }
-      throw error;
-    }
-  }
-
   private async withGraphRetry<T>(attempt: () => Promise<T>): Promise<T> {
     for (let tries = 1; ; tries++) {
       try {
@@ -779,9 +687,9 @@ export class ControlPlane {
   }
 
   private async graphVersion(appId: string): Promise<number> {
-    const item = await this.client.send(
+    const item = await this.store.client.send(
       new GetCommand({
-        TableName: this.table,
+        TableName: this.store.table,
         Key: keys.app(appId),
         ConsistentRead: true,
         ProjectionExpression: 'graphVersion',
@@ -806,7 +714,7 @@ export class ControlPlane {
   }
 
   private listComponentsRaw(appId: string, nextToken?: string): Promise<Page<Component>> {
-    return this.query(
+    return this.store.query(
       {
         KeyConditionExpression: 'pk = :p AND begins_with(sk, :s)',
         ExpressionAttributeValues: { ':p': keys.app(appId).pk, ':s': keys.componentPrefix },
@@ -819,82 +727,12 @@ export class ControlPlane {
       toComponent,
     );
   }
-
-  private async get(key: Key): Promise<Item | undefined> {
-    const result = await this.client.send(
-      new GetCommand({ TableName: this.table, Key: key, ConsistentRead: true }),
-    );
-    return result.Item;
-  }
-
-  private async query<T>(
-    input: Omit<QueryCommandInput, 'TableName' | 'Limit' | 'ExclusiveStartKey'>,
-    page: PageRequest,
-    keyAttributes: readonly string[],
-    partitionAttribute: string,
-    partition: string,
-    map: (item: Item) => T,
-  ): Promise<Page<T>> {
-    const result = await this.client.send(
-      new QueryCommand({
-        ...input,
-        TableName: this.table,
-        Limit: page.limit ?? PAGE_LIMIT_DEFAULT,
-        ExclusiveStartKey: decodeToken(page.nextToken, keyAttributes, partitionAttribute, partition),
-      }),
-    );
-    const nextToken = encodeToken(result.LastEvaluatedKey);
-    return { items: (result.Items ?? []).map(map), ...(nextToken && { nextToken }) };
-  }
-
-  private async transact(items: TransactItem[]): Promise<void> {
-    await this.client.send(new TransactWriteCommand({ TransactItems: items }));
-  }
-
-  private put(item: Item, condition?: string, values?: Record<string, unknown>): TransactItem {
-    return {
-      Put: {
-        TableName: this.table,
-        Item: item,
-        ...(condition && { ConditionExpression: condition }),
-        ...(values && { ExpressionAttributeValues: values }),
-      },
-    };
-  }
-
-  private eventPut(event: Omit<HistoryEvent, 'id' | 'at'>): TransactItem {
-    const id = this.ulid(this.now().getTime());
-    const record: HistoryEvent = { id, at: this.timestamp(), ...event };
-    return this.put(
-      {
-        ...keys.event(event.appId, id),
-        ...(event.installId && { gsi1pk: gsi1.eventsOfInstall(event.installId), gsi1sk: id }),
-        ...record,
-      },
-      'attribute_not_exists(pk)',
-    );
-  }
-
-  private newId(prefix: string): string {
-    return `${prefix}_${this.ulid(this.now().getTime()).toLowerCase()}`;
-  }
-
-  private timestamp(): string {
-    return this.now().toISOString();
-  }
 }
 
 // ---- pure helpers --------------------------------------------------------------------------------
 
 /** Raised inside a graph-changing write when another write got there first; the write is retried. */
 class GraphChanged extends Error {}
-
-function conditionFailedAt(error: unknown, index: number): boolean {
-  return (
-    error instanceof TransactionCanceledException &&
-    error.CancellationReasons?.[index]?.Code === 'ConditionalCheckFailed'
-  );
-}
 
 function staleVersion(what: string, current: number, given: number): VersionConflictError {
   return new VersionConflictError(`${what} is at version ${current}, not ${given}; read it again and retry`, [
@@ -908,21 +746,6 @@ function installsRemain(app: App): ConflictError {
     `app ${app.name} still has ${app.installCount} install(s); tear them down first`,
     [{ path: 'path.appId', message: `${app.installCount} install(s) remain` }],
   );
-}
-
-function hashOf(value: unknown): string {
-  return createHash('sha256').update(canonicalJson(value)).digest('hex');
-}
-
-function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value && typeof value === 'object') {
-    return `{${Object.keys(value)
-      .sort()
-      .map((key) => `${JSON.stringify(key)}:${canonicalJson((value as Item)[key])}`)
-      .join(',')}}`;
-  }
-  return JSON.stringify(value) ?? 'null';
 }
 
 function graphOf(components: readonly Component[]): GraphNode[] {
