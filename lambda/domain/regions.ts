@@ -1,4 +1,7 @@
-/** Every AWS region name an install may name (commercial, GovCloud, China), sorted. */
+/**
+ * Every AWS region name an install may name (commercial, GovCloud, China) as of 2026, sorted; the
+ * same set as the `aws`, `aws-us-gov` and `aws-cn` partitions of the AWS SDK's endpoint rules.
+ */
 export const AWS_REGIONS: readonly string[] = [
   'af-south-1',
   'ap-east-1',
@@ -30,8 +33,10 @@ export const AWS_REGIONS: readonly string[] = [
   'il-central-1',
   'me-central-1',
   'me-south-1',
+  'me-west-1',
   'mx-central-1',
   'sa-east-1',
+  'sa-west-1',
   'us-east-1',
   'us-east-2',
   'us-gov-east-1',

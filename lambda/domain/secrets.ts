@@ -3,7 +3,7 @@
  * API never decrypts them (deploy workflows do). Error messages never include a plaintext.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DecryptCommand, EncryptCommand, type KMSClient } from '@aws-sdk/client-kms';
 
@@ -42,6 +42,11 @@ function checkSize(plaintext: string): Buffer {
   return bytes;
 }
 
+/** What went wrong in a KMS call: the error's name and message (KMS never echoes a plaintext). */
+function reason(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
+
 function payloadOf(sealed: string, scheme: string): Buffer {
   const prefix = `${scheme}:`;
   if (!sealed.startsWith(prefix)) throw new SealError(`sealed value is not of scheme '${scheme}'`);
@@ -68,9 +73,7 @@ export class KmsSealer implements SecretSealer {
       if (!result.CiphertextBlob) throw new Error('KMS returned no ciphertext');
       return `kms:${Buffer.from(result.CiphertextBlob).toString('base64')}`;
     } catch (error) {
-      throw new SealError(
-        `cannot encrypt with ${this.keyArn}: ${(error as Error).name}: ${(error as Error).message}`,
-      );
+      throw new SealError(`cannot encrypt with ${this.keyArn}: ${reason(error)}`);
     }
   }
 
@@ -87,9 +90,7 @@ export class KmsSealer implements SecretSealer {
       if (!result.Plaintext) throw new Error('KMS returned no plaintext');
       return Buffer.from(result.Plaintext).toString('utf8');
     } catch (error) {
-      throw new SealError(
-        `cannot decrypt with ${this.keyArn}: ${(error as Error).name}: ${(error as Error).message}`,
-      );
+      throw new SealError(`cannot decrypt with ${this.keyArn}: ${reason(error)}`);
     }
   }
 }
@@ -125,12 +126,24 @@ export class LocalSealer implements SecretSealer {
   }
 }
 
-/** Local mode's key: `<dir>/secret.key`, 32 random bytes, readable by its owner only; made on first use. */
+/**
+ * Local mode's key: `<dir>/secret.key`, 32 random bytes, readable by its owner only; made on first use.
+ * The key is written in full under a draft name and then linked into place, so two processes starting
+ * at once agree on one key and neither reads a half-written file.
+ */
 export function loadOrCreateLocalKey(dir: string): Buffer {
   const file = join(dir, 'secret.key');
   if (!existsSync(file)) {
     mkdirSync(dir, { recursive: true });
-    writeFileSync(file, randomBytes(32), { mode: 0o600, flag: 'wx' });
+    const draft = `${file}.${process.pid}.draft`;
+    writeFileSync(draft, randomBytes(32), { mode: 0o600 });
+    try {
+      linkSync(draft, file);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    } finally {
+      rmSync(draft, { force: true });
+    }
   }
   chmodSync(file, 0o600);
   const key = readFileSync(file);
