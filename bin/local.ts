@@ -10,12 +10,21 @@ async function main(): Promise<void> {
   }
   const dataDir = resolve(process.env.FERRY_DATA_DIR ?? '.ferry');
   process.env.POWERTOOLS_SERVICE_NAME ??= 'ferry-local';
-  const ims = await startLocalIms({ dataDir, port, tenant: process.env.FERRY_TENANT ?? 'local' });
+  const ims = await startLocalIms({
+    dataDir,
+    port,
+    tenant: process.env.FERRY_TENANT ?? 'local',
+    onBuildFinished: (buildId, status, cause) =>
+      process.stdout.write(
+        `build ${buildId} ${status === 'SUCCEEDED' ? 'succeeded' : `failed: ${cause ?? ''}`}\n`,
+      ),
+  });
   process.stdout.write(
     [
       'Ferry IMS running locally',
       `  API        ${ims.url}/v1   (try: curl ${ims.url}/v1/health)`,
       `  state      DynamoDB Local at ${ims.dynamoDbEndpoint}, data in ${ims.dataDir}`,
+      `  registry   docker-registry at ${ims.registryHost} (builds push to ${ims.registryHost}/ferry-<tenant>/<app>/<component>)`,
       'Ctrl-C stops it.',
       '',
     ].join('\n'),

@@ -1,9 +1,20 @@
-import { Duration, type RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { join } from 'node:path';
+import {
+  Aws,
+  BundlingOutput,
+  DockerImage,
+  Duration,
+  type RemovalPolicy,
+  Stack,
+  Validations,
+} from 'aws-cdk-lib';
 import * as codebuild from 'aws-cdk-lib/aws-codebuild';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as logs from 'aws-cdk-lib/aws-logs';
+import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import { Construct } from 'constructs';
+import { bundlePackagingTool, PACKAGING_TOOL_FILE } from '../tools/bundle';
 import { nagEnvOf, nagRefOf } from './nag';
 import type { Registry } from './registry';
 import { TenantLogGroup } from './tenant-log-group';
@@ -32,6 +43,33 @@ export class BuildAgent extends Construct {
   public readonly project: codebuild.IProject;
   public readonly role: iam.IRole;
   public readonly logGroup: logs.ILogGroup;
+  /** The image builds run in unless a custom plugin names its own (StartBuild imageOverride). */
+  public readonly defaultImage: string;
+  /** Where buildspecs fetch the packaging tool from (`s3://…/ferry-package.cjs`). */
+  public readonly toolsS3Uri: string;
+
+  /**
+   * What Step Functions' codebuild:startBuild.sync integration needs: start, watch and stop this
+   * project's builds, and the managed EventBridge rule it uses to learn when a build ends.
+   */
+  grantStartBuildSync(grantee: iam.IGrantable): void {
+    iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['codebuild:StartBuild', 'codebuild:StopBuild', 'codebuild:BatchGetBuilds'],
+      resourceArns: [this.project.projectArn],
+    });
+    iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['events:PutTargets', 'events:PutRule', 'events:DescribeRule'],
+      resourceArns: [
+        Stack.of(this).formatArn({
+          service: 'events',
+          resource: 'rule',
+          resourceName: 'StepFunctionsGetEventsForCodeBuildStartBuildRule',
+        }),
+      ],
+    });
+  }
 
   constructor(scope: Construct, id: string, props: BuildAgentProps) {
     super(scope, id);
@@ -52,13 +90,38 @@ export class BuildAgent extends Construct {
     });
     this.role = role;
 
+    const buildImage = codebuild.LinuxArmBuildImage.AMAZON_LINUX_2023_STANDARD_3_0;
+    this.defaultImage = buildImage.imageId;
+    // The packaging tool (helm and terraform artifacts, image copies), bundled by local esbuild.
+    const tools = new s3assets.Asset(this, 'PackagingTool', {
+      path: join(__dirname, '..', 'tools'),
+      bundling: {
+        image: DockerImage.fromRegistry('public.ecr.aws/docker/library/node:22'),
+        outputType: BundlingOutput.SINGLE_FILE,
+        local: {
+          tryBundle(outputDir: string) {
+            bundlePackagingTool(join(outputDir, PACKAGING_TOOL_FILE));
+            return true;
+          },
+        },
+      },
+    });
+    // Read exactly the tool's object, not the whole asset bucket.
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ['s3:GetObject'],
+        resources: [`arn:${Aws.PARTITION}:s3:::${tools.s3BucketName}/${tools.s3ObjectKey}`],
+      }),
+    );
+    this.toolsS3Uri = tools.s3ObjectUrl;
+
     const project = new codebuild.Project(this, 'Project', {
       description: 'Ferry build agent: runs the buildspec the build workflow generates for each build',
       role,
       encryptionKey: props.encryptionKey,
       timeout,
       environment: {
-        buildImage: codebuild.LinuxArmBuildImage.AMAZON_LINUX_2023_STANDARD_3_0,
+        buildImage,
         computeType: props.computeType ?? codebuild.ComputeType.SMALL,
         privileged: false,
       },

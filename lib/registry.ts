@@ -23,6 +23,8 @@ export class Registry extends Construct {
   public readonly repositoryPrefix: string;
   /** Matches every repository of this tenant, and no other tenant's. */
   public readonly repositoryArnPattern: string;
+  /** The registry's host name: `<account>.dkr.ecr.<region>.<suffix>`. */
+  public readonly registryHost: string;
   private readonly encryptionKey: kms.IKey;
 
   constructor(scope: Construct, id: string, props: RegistryProps) {
@@ -35,6 +37,7 @@ export class Registry extends Construct {
     this.repositoryPrefix = props.repositoryPrefix;
     this.encryptionKey = props.encryptionKey;
     this.repositoryArnPattern = `arn:${Aws.PARTITION}:ecr:${Aws.REGION}:${Aws.ACCOUNT_ID}:repository/${props.repositoryPrefix}/*`;
+    this.registryHost = `${Aws.ACCOUNT_ID}.dkr.ecr.${Aws.REGION}.${Aws.URL_SUFFIX}`;
 
     new ecr.CfnRepositoryCreationTemplate(this, 'CreationTemplate', {
       prefix: props.repositoryPrefix,
@@ -81,6 +84,30 @@ export class Registry extends Construct {
     });
     this.encryptionKey.grantEncryptDecrypt(grantee);
     acknowledgeKmsDataKeyGrant(grantee, 'Registry pushes');
+    acknowledgeOnGrantee(
+      grantee,
+      `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecr:<AWS::Region>:<AWS::AccountId>:repository/${this.repositoryPrefix}/*]`,
+      "Repositories are created per component at build time; the pattern covers this tenant's prefix only.",
+    );
+  }
+
+  /**
+   * Create repositories of this tenant with the tenant key (what the build workflow does before a
+   * build pushes); nothing else.
+   */
+  grantCreateRepository(grantee: iam.IGrantable): void {
+    iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['ecr:CreateRepository', 'ecr:TagResource'],
+      resourceArns: [this.repositoryArnPattern],
+    });
+    // ECR creates a grant on the key for the repository's images, on the caller's behalf.
+    iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['kms:CreateGrant', 'kms:DescribeKey'],
+      resourceArns: [this.encryptionKey.keyArn],
+      conditions: { StringEquals: { 'kms:ViaService': `ecr.${Aws.REGION}.amazonaws.com` } },
+    });
     acknowledgeOnGrantee(
       grantee,
       `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecr:<AWS::Region>:<AWS::AccountId>:repository/${this.repositoryPrefix}/*]`,

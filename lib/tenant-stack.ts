@@ -1,4 +1,4 @@
-import { CfnOutput, type RemovalPolicy, Stack, type StackProps, Tags } from 'aws-cdk-lib';
+import { CfnOutput, Duration, type RemovalPolicy, Stack, type StackProps, Tags } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
@@ -30,6 +30,7 @@ export class TenantStack extends Stack {
   public readonly api: Api;
   public readonly triggers: Triggers;
   public readonly selfCheck: Workflow;
+  public readonly build: Workflow;
 
   constructor(scope: Construct, id: string, props: TenantStackProps) {
     super(scope, id, props);
@@ -62,12 +63,12 @@ export class TenantStack extends Stack {
       ...common,
     });
     this.stateTable.grantReadWrite(apiFunction.function);
+    this.api = new Api(this, 'Api', { handler: apiFunction.function, encryptionKey: key, ...common });
     // The API seals sensitive install inputs; it never needs to read them back.
     apiFunction.function.addEnvironment('TENANT_KEY_ARN', key.keyArn);
     apiFunction.function.addToRolePolicy(
       new iam.PolicyStatement({ actions: ['kms:Encrypt'], resources: [key.keyArn] }),
     );
-    this.api = new Api(this, 'Api', { handler: apiFunction.function, encryptionKey: key, ...common });
 
     const selfCheckFunction = new FerryFunction(this, 'SelfCheckFunction', {
       entry: 'self-check/handler.ts',
@@ -83,6 +84,35 @@ export class TenantStack extends Stack {
       encryptionKey: key,
       ...common,
     });
+
+    // The build workflow: prepare (Lambda) -> CodeBuild with a generated buildspec (.sync) -> record.
+    const buildStepsFunction = new FerryFunction(this, 'BuildStepsFunction', {
+      entry: 'build/handler.ts',
+      serviceName: 'ferry-build',
+      encryptionKey: key,
+      environment: {
+        ...environment,
+        REGISTRY_HOST: this.registry.registryHost,
+        REGISTRY_PREFIX: this.registry.repositoryPrefix,
+        TENANT_KEY_ARN: key.keyArn,
+        BUILD_IMAGE: this.buildAgent.defaultImage,
+        TOOLS_S3_URI: this.buildAgent.toolsS3Uri,
+      },
+      ...common,
+    });
+    this.stateTable.grantReadWrite(buildStepsFunction.function);
+    this.registry.grantCreateRepository(buildStepsFunction.function);
+    this.build = new Workflow(this, 'Build', {
+      definitionName: 'build',
+      functions: { BuildStepsFunctionArn: buildStepsFunction.function },
+      substitutions: { BuildProjectName: this.buildAgent.project.projectName },
+      encryptionKey: key,
+      timeout: Duration.hours(2),
+      ...common,
+    });
+    this.buildAgent.grantStartBuildSync(this.build.stateMachine);
+    apiFunction.function.addEnvironment('BUILD_STATE_MACHINE_ARN', this.build.stateMachine.stateMachineArn);
+    this.build.stateMachine.grantStartExecution(apiFunction.function);
 
     new CfnOutput(this, 'ApiUrl', {
       value: this.api.restApi.url,

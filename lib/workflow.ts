@@ -11,8 +11,10 @@ import { TenantLogGroup } from './tenant-log-group';
 export interface WorkflowProps {
   /** The definition to deploy: `stepfunctions/<definitionName>.asl.json`. */
   readonly definitionName: string;
-  /** The function each `${Placeholder}` in the definition stands for; the workflow may invoke only these. */
+  /** The function each function placeholder stands for; the workflow may invoke only these. */
   readonly functions: Readonly<Record<string, lambda.IFunction>>;
+  /** Plain values for the other placeholders (a CodeBuild project name …). @default none */
+  readonly substitutions?: Readonly<Record<string, string>>;
   /** Encrypts the workflow's execution data and log group. */
   readonly encryptionKey: kms.IKey;
   /** The longest one execution may run. @default Duration.hours(1) */
@@ -38,12 +40,12 @@ export class Workflow extends Construct {
   constructor(scope: Construct, id: string, props: WorkflowProps) {
     super(scope, id);
     const loaded = loadDefinition(props.definitionName, props.definitionsDir);
-    const given = Object.keys(props.functions);
+    const given = [...Object.keys(props.functions), ...Object.keys(props.substitutions ?? {})];
     const missing = loaded.placeholders.filter((name) => !given.includes(name));
     const unused = given.filter((name) => !loaded.placeholders.includes(name));
     if (missing.length > 0 || unused.length > 0) {
       throw new Error(
-        `Workflow ${id}: ${loaded.file} needs functions for [${loaded.placeholders.join(', ')}]` +
+        `Workflow ${id}: ${loaded.file} needs values for [${loaded.placeholders.join(', ')}]` +
           (missing.length > 0 ? `; missing: ${missing.join(', ')}` : '') +
           (unused.length > 0 ? `; not in the definition: ${unused.join(', ')}` : ''),
       );
@@ -57,9 +59,10 @@ export class Workflow extends Construct {
     this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
       comment: `Ferry workflow ${loaded.name}`,
       definitionBody: sfn.DefinitionBody.fromString(JSON.stringify(loaded.definition)),
-      definitionSubstitutions: Object.fromEntries(
-        Object.entries(props.functions).map(([name, fn]) => [name, fn.functionArn]),
-      ),
+      definitionSubstitutions: {
+        ...props.substitutions,
+        ...Object.fromEntries(Object.entries(props.functions).map(([name, fn]) => [name, fn.functionArn])),
+      },
       stateMachineType: sfn.StateMachineType.STANDARD,
       timeout: props.timeout ?? Duration.hours(1),
       tracingEnabled: true,

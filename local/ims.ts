@@ -6,11 +6,18 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { createApiHandler } from '../lambda/api/app';
+import { BuildSteps } from '../lambda/build/steps';
+import { Builds } from '../lambda/domain/builds';
 import { ControlPlane } from '../lambda/domain/control-plane';
 import { LocalSealer, loadOrCreateLocalKey } from '../lambda/domain/secrets';
+import { StateStore } from '../lambda/domain/state-store';
 import { documentClient } from '../lambda/shared/dynamo';
+import { repositoryPrefixFor } from '../lib/tenant-config';
+import { bundlePackagingTool, PACKAGING_TOOL_FILE } from '../tools/bundle';
+import { LocalBuildRunner } from './builds';
 import { ensureStateTable, type LocalDynamoDb, startDynamoDb } from './dynamodb';
 import { type LocalHttpServer, serveProxyHandler } from './http-adapter';
+import { type LocalRegistry, startRegistry } from './registry';
 
 export const LOCAL_STATE_TABLE = 'ferry-local-state';
 
@@ -21,17 +28,24 @@ export interface LocalImsOptions {
   readonly port: number;
   /** @default 'local' */
   readonly tenant?: string;
+  /** Told of every finished build workflow (local mode prints it). */
+  readonly onBuildFinished?: (buildId: string, status: 'SUCCEEDED' | 'FAILED', cause?: string) => void;
 }
 
 export interface LocalIms {
   readonly url: string;
   readonly dataDir: string;
   readonly dynamoDbEndpoint: string;
+  /** The tenant registry builds push to (host:port). */
+  readonly registryHost: string;
+  /** Resolves when every build started so far has finished. */
+  buildsIdle(): Promise<void>;
   stop(): Promise<void>;
 }
 
 export async function startLocalIms(options: LocalImsOptions): Promise<LocalIms> {
   mkdirSync(options.dataDir, { recursive: true });
+  const tenant = options.tenant ?? 'local';
   const started: { stop(): Promise<void> }[] = [];
   const stopAll = async () => {
     for (const part of started.reverse()) await part.stop();
@@ -41,16 +55,44 @@ export async function startLocalIms(options: LocalImsOptions): Promise<LocalIms>
     started.push(dynamo);
     const raw = new DynamoDBClient(dynamo.clientConfig);
     await ensureStateTable(raw, LOCAL_STATE_TABLE);
+    const registry: LocalRegistry = await startRegistry({ dataDir: join(options.dataDir, 'registry') });
+    started.push(registry);
+
+    const client = documentClient(dynamo.clientConfig);
     const controlPlane = new ControlPlane({
-      client: documentClient(dynamo.clientConfig),
+      client,
       table: LOCAL_STATE_TABLE,
       sealer: new LocalSealer(loadOrCreateLocalKey(options.dataDir)),
     });
-    const handler = createApiHandler({ tenant: options.tenant ?? 'local', controlPlane });
+    const builds = new Builds(new StateStore({ client, table: LOCAL_STATE_TABLE }));
+    const tool = join(options.dataDir, 'tools', PACKAGING_TOOL_FILE);
+    bundlePackagingTool(tool);
+    const buildRunner = new LocalBuildRunner({
+      steps: new BuildSteps({
+        builds,
+        registry: { host: registry.host, prefix: repositoryPrefixFor(tenant) },
+        // docker-registry creates a repository on first push.
+        repositories: { ensure: async () => undefined },
+        defaultImage: 'local',
+        environment: { FERRY_REGISTRY_INSECURE: '1' },
+      }),
+      workRoot: join(options.dataDir, 'builds'),
+      packageCommand: `${JSON.stringify(process.execPath)} ${JSON.stringify(tool)}`,
+      onFinished: options.onBuildFinished,
+    });
+    started.push({ stop: () => buildRunner.idle() });
+    const handler = createApiHandler({ tenant, controlPlane, builds, buildStarter: buildRunner });
     const server: LocalHttpServer = await serveProxyHandler(handler, options.port);
     started.push(server);
     started.push({ stop: async () => raw.destroy() });
-    return { url: server.url, dataDir: options.dataDir, dynamoDbEndpoint: dynamo.endpoint, stop: stopAll };
+    return {
+      url: server.url,
+      dataDir: options.dataDir,
+      dynamoDbEndpoint: dynamo.endpoint,
+      registryHost: registry.host,
+      buildsIdle: () => buildRunner.idle(),
+      stop: stopAll,
+    };
   } catch (error) {
     await stopAll();
     throw error;

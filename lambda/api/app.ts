@@ -1,4 +1,6 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import type { BuildStarter } from '../build/starter';
+import type { Builds } from '../domain/builds';
 import type { ControlPlane } from '../domain/control-plane';
 import {
   ConflictError,
@@ -21,6 +23,8 @@ export const MAX_BODY_BYTES = 256 * 1024;
 export interface ApiDependencies {
   readonly tenant: string;
   readonly controlPlane: ControlPlane;
+  readonly builds: Builds;
+  readonly buildStarter: BuildStarter;
 }
 
 const STATUS_OF: [new (...args: never[]) => DomainError, number][] = [
@@ -86,7 +90,7 @@ export function createRouter(deps: ApiDependencies): Router {
         if (!route.paged) noQuery(request);
         const handled = await route.handle(
           { params, query: request.query, headers: request.headers, body, caller: request.caller },
-          { controlPlane: deps.controlPlane, tenant: deps.tenant },
+          deps,
         );
         return respond(route, handled);
       } catch (error) {

@@ -1,15 +1,25 @@
 import { KMSClient } from '@aws-sdk/client-kms';
+import { SFNClient } from '@aws-sdk/client-sfn';
+import { StepFunctionsBuildStarter } from '../build/starter';
+import { Builds } from '../domain/builds';
 import { ControlPlane } from '../domain/control-plane';
 import { KmsSealer } from '../domain/secrets';
+import { StateStore } from '../domain/state-store';
 import { documentClient } from '../shared/dynamo';
 import { requireEnv } from '../shared/env';
 import { type ApiHandler, createApiHandler } from './app';
 
-const controlPlane = new ControlPlane({
-  client: documentClient(),
-  table: requireEnv('STATE_TABLE'),
-  sealer: new KmsSealer(new KMSClient({}), requireEnv('TENANT_KEY_ARN')),
-});
+const client = documentClient();
+const table = requireEnv('STATE_TABLE');
 
 /** Lambda entry point for every /v1 route; dependencies come from the function's environment. */
-export const handler: ApiHandler = createApiHandler({ tenant: requireEnv('FERRY_TENANT'), controlPlane });
+export const handler: ApiHandler = createApiHandler({
+  tenant: requireEnv('FERRY_TENANT'),
+  controlPlane: new ControlPlane({
+    client,
+    table,
+    sealer: new KmsSealer(new KMSClient({}), requireEnv('TENANT_KEY_ARN')),
+  }),
+  builds: new Builds(new StateStore({ client, table })),
+  buildStarter: new StepFunctionsBuildStarter(new SFNClient({}), requireEnv('BUILD_STATE_MACHINE_ARN')),
+});

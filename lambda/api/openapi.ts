@@ -11,6 +11,7 @@ type Json = Record<string, unknown>;
 const STATUS_TEXT: Record<number, string> = {
   200: 'OK',
   201: 'Created',
+  202: 'Accepted: recorded and started',
   204: 'No content',
   400: 'The request is not valid; details name each field',
   404: 'Not found',
@@ -119,7 +120,10 @@ export function openApiDocument(routes: readonly RouteDefinition[], tenant: stri
       tags: [route.tag],
       ...(parameters.length > 0 && { parameters }),
       ...(route.body && {
-        requestBody: { required: true, content: { 'application/json': { schema: refOf(route.body) } } },
+        requestBody: {
+          required: !route.optionalBody,
+          content: { 'application/json': { schema: refOf(route.body) } },
+        },
       }),
       responses,
     };

@@ -91,3 +91,37 @@ export function pageOf<T extends z.ZodType>(item: T, id: string) {
     })
     .meta({ id });
 }
+
+export const BuildResponse = z
+  .strictObject({
+    id: z.string(),
+    appId: z.string(),
+    appName: z.string(),
+    component: z.string(),
+    componentType: z.enum(['image', 'dockerfile', 'helm', 'terraform', 'custom']),
+    componentVersion: z.number().int(),
+    spec: ComponentSpec,
+    ref: z.string().optional(),
+    status: z.enum(['queued', 'running', 'succeeded', 'failed']),
+    artifact: z
+      .strictObject({
+        uri: z.string(),
+        registry: z.string().optional(),
+        repository: z.string().optional(),
+        tag: z.string().optional(),
+        digest: z.string().optional(),
+        size: z.number().int().optional(),
+        mediaType: z.string().optional(),
+        chart: z.strictObject({ repo: z.string(), name: z.string(), version: z.string() }).optional(),
+      })
+      .optional(),
+    sourceRevision: z.string().optional(),
+    failure: z.strictObject({ step: z.string(), message: z.string() }).optional(),
+    logsUrl: z.string().optional(),
+    actor: z.string(),
+    createdAt: Timestamp,
+    updatedAt: Timestamp,
+    startedAt: Timestamp.optional(),
+    finishedAt: Timestamp.optional(),
+  })
+  .meta({ id: 'Build' });

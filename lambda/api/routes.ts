@@ -3,11 +3,14 @@
  * OpenAPI document is generated from it, so the document describes exactly what is served.
  */
 import type { z } from 'zod';
+import type { BuildStarter } from '../build/starter';
+import type { Builds } from '../domain/builds';
 import type { ControlPlane } from '../domain/control-plane';
 import {
   ComponentSpec,
   CreateAppRequest,
   CreateInstallRequest,
+  RequestBuildRequest,
   ResourceName,
   UpdateAppRequest,
 } from '../domain/schemas';
@@ -22,6 +25,7 @@ import {
 } from './request';
 import {
   AppResponse,
+  BuildResponse,
   ComponentResponse,
   EventResponse,
   HealthResponse,
@@ -31,6 +35,8 @@ import {
 
 export interface RouteContext {
   readonly controlPlane: ControlPlane;
+  readonly builds: Builds;
+  readonly buildStarter: BuildStarter;
   readonly tenant: string;
 }
 
@@ -49,6 +55,8 @@ export interface RouteDefinition {
   readonly summary: string;
   readonly tag: string;
   readonly body?: z.ZodType;
+  /** The body may be left out (as `{}`). */
+  readonly optionalBody?: boolean;
   readonly response?: z.ZodType;
   /** The status of success. */
   readonly status: number;
@@ -63,6 +71,7 @@ export interface RouteDefinition {
 const AppId = 'appId';
 const InstallId = 'installId';
 const ComponentName = 'name';
+const BuildId = 'buildId';
 
 export const ROUTES: readonly RouteDefinition[] = [
   {
@@ -244,6 +253,82 @@ export const ROUTES: readonly RouteDefinition[] = [
       );
       return { status: 204 };
     },
+  },
+  {
+    method: 'POST',
+    path: '/v1/apps/{appId}/components/{name}/builds',
+    operationId: 'startBuild',
+    summary: 'Build the component (at ref, if given) into an artifact in the tenant registry',
+    tag: 'builds',
+    body: RequestBuildRequest,
+    optionalBody: true,
+    response: BuildResponse,
+    status: 202,
+    headers: ['Idempotency-Key'],
+    errors: [404, 422],
+    handle: async (request, { controlPlane, builds, buildStarter }) => {
+      const { appId, name } = { appId: request.params[AppId], name: request.params[ComponentName] };
+      const body = parseBody(RequestBuildRequest, request.body ?? {});
+      const app = await controlPlane.getApp(appId);
+      const component = await controlPlane.getComponent(appId, name);
+      const { value } = await builds.request(
+        {
+          appId,
+          appName: app.name,
+          component: name,
+          componentVersion: component.version,
+          spec: component.spec,
+          ref: body.ref,
+        },
+        request.caller,
+        idempotencyOf(request, `startBuild#${appId}#${name}`),
+      );
+      let build = value;
+      if (build.status === 'queued') {
+        try {
+          await buildStarter.start(build.id);
+        } catch (error) {
+          build = await builds.recordFailure(
+            build.id,
+            { step: 'start', message: `the build workflow did not start: ${(error as Error).message}` },
+            request.caller,
+          );
+        }
+      }
+      return { status: 202, body: build, location: `/v1/builds/${build.id}` };
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/apps/{appId}/components/{name}/builds',
+    operationId: 'listBuilds',
+    summary: "A component's builds, newest first",
+    tag: 'builds',
+    response: pageOf(BuildResponse, 'BuildPage'),
+    status: 200,
+    paged: true,
+    errors: [404],
+    handle: async (request, { controlPlane, builds }) => {
+      await controlPlane.getComponent(request.params[AppId], request.params[ComponentName]);
+      return {
+        body: await builds.listForComponent(
+          request.params[AppId],
+          request.params[ComponentName],
+          pageRequestOf(request),
+        ),
+      };
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/builds/{buildId}',
+    operationId: 'getBuild',
+    summary: 'Read a build: status, artifact (digest, size, media type), source revision, failure, logs',
+    tag: 'builds',
+    response: BuildResponse,
+    status: 200,
+    errors: [404],
+    handle: async (request, { builds }) => ({ body: await builds.get(request.params[BuildId]) }),
   },
   {
     method: 'POST',

@@ -295,6 +295,19 @@ export type ComponentType = ComponentSpec['type'];
 /** Component types whose artifact is a container image (so `{{ components.X.image.* }}` is defined). */
 export const IMAGE_PRODUCING_TYPES: readonly ComponentType[] = ['image', 'dockerfile'];
 
+// ---- builds ------------------------------------------------------------------------------------
+
+export const RequestBuildRequest = z
+  .strictObject({
+    ref: z
+      .string()
+      .min(1)
+      .max(255)
+      .optional()
+      .describe("Branch, tag or commit to build instead of the component's ref."),
+  })
+  .meta({ id: 'RequestBuildRequest' });
+
 // ---- installs ----------------------------------------------------------------------------------
 
 export const CreateInstallRequest = z

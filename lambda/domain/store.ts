@@ -17,6 +17,7 @@ export const keys = {
   event: (appId: string, eventId: string): Key => ({ pk: `EVENTS#APP#${appId}`, sk: `EVENT#${eventId}` }),
   eventPrefix: 'EVENT#',
   idempotency: (scope: string, key: string): Key => ({ pk: `IDEMPOTENCY#${scope}`, sk: `KEY#${key}` }),
+  build: (buildId: string): Key => ({ pk: `BUILD#${buildId}`, sk: 'BUILD' }),
 } as const;
 
 /** Partitions of the gsi1 index. */
@@ -27,6 +28,8 @@ export const gsi1 = {
   installsOf: (appId: string) => `APP#${appId}#INSTALLS`,
   /** An install's events, by event id (creation time). */
   eventsOfInstall: (installId: string) => `EVENTS#INSTALL#${installId}`,
+  /** A component's builds, by build id (creation time). */
+  buildsOf: (appId: string, component: string) => `APP#${appId}#COMPONENT#${component}#BUILDS`,
 } as const;
 
 export const PAGE_LIMIT_DEFAULT = 25;

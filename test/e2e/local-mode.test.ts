@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Spawned, spawnProject } from '../support/processes';
@@ -101,6 +102,37 @@ describe('local mode (npm start)', () => {
     expect(document.body.openapi).toBe('3.1.0');
   });
 
+  it('builds a component on request and pushes it to the local registry', async () => {
+    const repo = mkdtempSync(join(tmpdir(), 'ferry-repo-'));
+    mkdirSync(join(repo, 'db'));
+    writeFileSync(join(repo, 'db', 'main.tf'), 'variable "domain" {}\n');
+    const git = (...args: string[]) =>
+      execFileSync('git', ['-C', repo, '-c', 'user.email=t@e', '-c', 'user.name=t', ...args]);
+    git('init', '-q', '--initial-branch=main');
+    git('add', '.');
+    git('commit', '-qm', 'module');
+    const app = (await send(url, 'POST', '/v1/apps', { name: 'builder' })).body;
+    await send(url, 'PUT', `/v1/apps/${app.id}/components/db`, {
+      type: 'terraform',
+      source: { repo: `file://${repo}`, path: 'db' },
+      terraformVersion: '1.9.8',
+    });
+    const started = await send(url, 'POST', `/v1/apps/${app.id}/components/db/builds`);
+    expect(started.status).toBe(202);
+    await ims.waitFor(new RegExp(`build ${started.body.id} (succeeded|failed)`));
+    const build = (await send(url, 'GET', `/v1/builds/${started.body.id}`)).body;
+    expect(build).toMatchObject({ status: 'succeeded', artifact: { repository: 'ferry-local/builder/db' } });
+    const registry = ims.output().match(/registry\s+docker-registry at (\S+)/)![1];
+    const manifest = await fetch(
+      `http://${registry}/v2/ferry-local/builder/db/manifests/${build.artifact.digest}`,
+      {
+        headers: { accept: build.artifact.mediaType },
+      },
+    );
+    expect(manifest.status).toBe(200);
+    rmSync(repo, { recursive: true, force: true });
+  });
+
   it('stops cleanly on Ctrl-C and keeps its data across a restart', async () => {
     expect(await stopLocal(ims)).toBe(0);
     expect(ims.output()).toContain('stopped.');
@@ -108,8 +140,8 @@ describe('local mode (npm start)', () => {
 
     ({ ims, url } = await startLocal(dataDir));
     const apps = await send(url, 'GET', '/v1/apps');
-    expect(apps.body.items.map((app: { name: string }) => app.name)).toEqual(['shop']);
-    expect(apps.body.items[0]).toMatchObject({ componentCount: 2, installCount: 1 });
+    expect(apps.body.items.map((app: { name: string }) => app.name)).toEqual(['builder', 'shop']);
+    expect(apps.body.items[1]).toMatchObject({ componentCount: 2, installCount: 1 });
   });
 
   it('refuses to start on a port already in use, with a clear message', async () => {

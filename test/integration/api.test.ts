@@ -5,7 +5,7 @@ import { ROUTES } from '../../lambda/api/routes';
 import { documentClient } from '../../lambda/shared/dynamo';
 import { type LocalDynamoDb, startDynamoDb } from '../../local/dynamodb';
 import { apiClient } from '../support/api-client';
-import { freshControlPlane } from '../support/control-plane';
+import { freshDomain } from '../support/control-plane';
 
 let dynamo: LocalDynamoDb;
 beforeAll(async () => {
@@ -17,11 +17,11 @@ afterAll(async () => {
 
 /** A fresh API on its own table, and a way to read every item it holds. */
 async function freshApi() {
-  const { controlPlane, table } = await freshControlPlane(dynamo);
-  const call = apiClient(createApiHandler({ tenant: 'acme', controlPlane }));
+  const { controlPlane, builds, buildStarter, table } = await freshDomain(dynamo);
+  const call = apiClient(createApiHandler({ tenant: 'acme', controlPlane, builds, buildStarter }));
   const items = async () =>
     (await documentClient(dynamo.clientConfig).send(new ScanCommand({ TableName: table }))).Items ?? [];
-  return { call, items };
+  return { call, items, buildStarter };
 }
 
 const image = (extra: Record<string, unknown> = {}) => ({
@@ -559,6 +559,94 @@ describe('installs', () => {
     });
     expect(rest.body.items.map((e: { type: string }) => e.type)).toEqual(['install.created', 'app.created']);
     expect(rest.body.items[1].actor).toBe('arn:aws:iam::123456789012:user/tester');
+  });
+});
+
+describe('builds', () => {
+  async function appWithComponent() {
+    const api = await freshApi();
+    const app = (await api.call('POST', '/v1/apps', { body: { name: 'shop' } })).body;
+    await api.call('PUT', `/v1/apps/${app.id}/components/web`, {
+      body: { type: 'dockerfile', source: { repo: 'https://github.com/acme/web.git' } },
+    });
+    return { ...api, app };
+  }
+
+  it('records a build, starts its workflow and answers 202', async () => {
+    const { call, app, buildStarter } = await appWithComponent();
+    const started = await call('POST', `/v1/apps/${app.id}/components/web/builds`, {
+      body: { ref: 'v1.2.0' },
+    });
+    expect(started.status).toBe(202);
+    expect(started.headers.location).toBe(`/v1/builds/${started.body.id}`);
+    expect(started.body).toMatchObject({
+      id: expect.stringMatching(/^build_[0-9a-z]{26}$/),
+      appId: app.id,
+      appName: 'shop',
+      component: 'web',
+      componentType: 'dockerfile',
+      componentVersion: 1,
+      ref: 'v1.2.0',
+      status: 'queued',
+      spec: { type: 'dockerfile', source: { repo: 'https://github.com/acme/web.git', ref: 'main' } },
+    });
+    expect(buildStarter.started).toEqual([started.body.id]);
+    expect((await call('GET', `/v1/builds/${started.body.id}`)).body).toEqual(started.body);
+    const history = await call('GET', `/v1/apps/${app.id}/events`, { query: { limit: '1' } });
+    expect(history.body.items[0]).toMatchObject({
+      type: 'build.queued',
+      data: { buildId: started.body.id, ref: 'v1.2.0' },
+    });
+  });
+
+  it('starts one build for two requests with the same Idempotency-Key', async () => {
+    const { call, app, buildStarter } = await appWithComponent();
+    const headers = { 'Idempotency-Key': 'build-web-1' };
+    const [first, second] = await Promise.all([
+      call('POST', `/v1/apps/${app.id}/components/web/builds`, { headers }),
+      call('POST', `/v1/apps/${app.id}/components/web/builds`, { headers }),
+    ]);
+    expect(second.body.id).toBe(first.body.id);
+    expect(new Set(buildStarter.started)).toEqual(new Set([first.body.id]));
+    expect((await call('GET', `/v1/apps/${app.id}/components/web/builds`)).body.items).toHaveLength(1);
+  });
+
+  it('records a build whose workflow could not start as failed, with the reason', async () => {
+    const { call, app, buildStarter } = await appWithComponent();
+    buildStarter.failWith = new Error(
+      'AccessDeniedException: not authorized to perform states:StartExecution',
+    );
+    const refused = await call('POST', `/v1/apps/${app.id}/components/web/builds`);
+    expect(refused.status).toBe(202);
+    expect(refused.body).toMatchObject({
+      status: 'failed',
+      failure: { step: 'start', message: expect.stringContaining('states:StartExecution') },
+    });
+    const history = await call('GET', `/v1/apps/${app.id}/events`, { query: { limit: '2' } });
+    expect(history.body.items.map((event: { type: string }) => event.type)).toEqual([
+      'build.failed',
+      'build.queued',
+    ]);
+  });
+
+  it('lists builds newest first and refuses bad requests', async () => {
+    const { call, app } = await appWithComponent();
+    const ids = [];
+    for (let i = 0; i < 3; i++)
+      ids.push((await call('POST', `/v1/apps/${app.id}/components/web/builds`)).body.id);
+    const list = await call('GET', `/v1/apps/${app.id}/components/web/builds`);
+    expect(list.body.items.map((build: { id: string }) => build.id)).toEqual(ids.reverse());
+    expect((await call('POST', `/v1/apps/${app.id}/components/nope/builds`)).status).toBe(404);
+    expect((await call('GET', `/v1/apps/${app.id}/components/nope/builds`)).status).toBe(404);
+    expect((await call('GET', '/v1/builds/build_nope')).status).toBe(404);
+    const bad = await call('POST', `/v1/apps/${app.id}/components/web/builds`, {
+      body: { ref: 7, branch: 'x' },
+    });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.details.map((detail: { path: string }) => detail.path).sort()).toEqual([
+      'body.branch',
+      'body.ref',
+    ]);
   });
 });
 

@@ -1,22 +1,32 @@
 import { randomBytes } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { BuildStarter } from '../../lambda/build/starter';
+import { Builds } from '../../lambda/domain/builds';
 import { ControlPlane } from '../../lambda/domain/control-plane';
 import { LocalSealer } from '../../lambda/domain/secrets';
+import { StateStore } from '../../lambda/domain/state-store';
 import { documentClient } from '../../lambda/shared/dynamo';
 import { ensureStateTable, type LocalDynamoDb } from '../../local/dynamodb';
 
 let tables = 0;
 
-/** A control plane on its own fresh table in the given DynamoDB Local. */
-export async function freshControlPlane(
-  dynamo: LocalDynamoDb,
-): Promise<{ controlPlane: ControlPlane; table: string }> {
+/** Remembers which builds were started; can be told to fail, as a workflow service that refuses would. */
+export class RecordingStarter implements BuildStarter {
+  readonly started: string[] = [];
+  failWith?: Error;
+
+  async start(buildId: string): Promise<void> {
+    if (this.failWith) throw this.failWith;
+    this.started.push(buildId);
+  }
+}
+
+/** The domain services on their own fresh table in the given DynamoDB Local. */
+export async function freshDomain(dynamo: LocalDynamoDb) {
   const table = `state-${process.pid}-${++tables}`;
   await ensureStateTable(new DynamoDBClient(dynamo.clientConfig), table);
-  const controlPlane = new ControlPlane({
-    client: documentClient(dynamo.clientConfig),
-    table,
-    sealer: new LocalSealer(randomBytes(32)),
-  });
-  return { controlPlane, table };
+  const client = documentClient(dynamo.clientConfig);
+  const controlPlane = new ControlPlane({ client, table, sealer: new LocalSealer(randomBytes(32)) });
+  const builds = new Builds(new StateStore({ client, table }));
+  return { controlPlane, builds, table, client, buildStarter: new RecordingStarter() };
 }

@@ -1,6 +1,6 @@
 import type { APIGatewayProxyEvent } from 'aws-lambda';
+import type { ApiDependencies } from '../../../lambda/api/app';
 import { createApiHandler, toHttpRequest } from '../../../lambda/api/app';
-import type { ControlPlane } from '../../../lambda/domain/control-plane';
 
 function event(overrides: Partial<APIGatewayProxyEvent>): APIGatewayProxyEvent {
   return {
@@ -22,7 +22,7 @@ function event(overrides: Partial<APIGatewayProxyEvent>): APIGatewayProxyEvent {
 
 describe('API handler', () => {
   // These routes never reach the control plane; one that did would fail on the empty stand-in.
-  const handler = createApiHandler({ tenant: 'acme', controlPlane: {} as ControlPlane });
+  const handler = createApiHandler({ tenant: 'acme' } as ApiDependencies);
 
   it('answers the health route with the tenant', async () => {
     const result = await handler(event({}));

@@ -28,6 +28,16 @@ const WILDCARD_ONLY_ACTIONS = new Set([
   'logs:DescribeLogGroups',
 ]);
 
+/**
+ * Resources AWS itself names and shares across an account, that a policy can name no narrower:
+ * the rule Step Functions manages for codebuild:startBuild.sync, and the packaging tool's object
+ * in the CDK asset bucket (read-only code, the same for every tenant).
+ */
+const AWS_IMPOSED_RESOURCES = [
+  /:events:[a-z0-9-]+:\d{12}:rule\/StepFunctionsGetEventsForCodeBuildStartBuildRule$/,
+  /:s3:::cdk-[a-z0-9]+-assets-\d{12}-[a-z0-9-]+\/[a-f0-9]{64}\.(?:zip|cjs)$/,
+];
+
 const { template } = synthesize(['acme', 'globex'], {
   env: { account: '123456789012', region: 'eu-west-1' },
 });
@@ -69,6 +79,7 @@ function belongsToTenant(resource: Json, tenant: string, t: Template): boolean {
     const parts = (object['Fn::Join'] as [string, Json[]])[1];
     const joined = parts.map((part) => (typeof part === 'string' ? part : JSON.stringify(part))).join('');
     if (joined.includes(`:repository/ferry-${tenant}/`)) return true;
+    if (AWS_IMPOSED_RESOURCES.some((pattern) => pattern.test(joined))) return true;
     // A pattern built on one of the template's own resources (log streams of its log group, a
     // function's versions, CodeBuild's log group named after its project).
     return parts.some((part) => typeof part !== 'string' && belongsToTenant(part, tenant, t));

@@ -191,6 +191,53 @@ describe('tenant stack', () => {
     }
   });
 
+  it('inlines the build definition, running CodeBuild with .sync and the project it names', () => {
+    const [, machine] = ofType('AWS::StepFunctions::StateMachine').find(([id]) =>
+      id.startsWith('BuildStateMachine'),
+    )!;
+    const properties = machine.Properties as Record<string, unknown>;
+    expect(JSON.stringify(properties.DefinitionString)).toContain(
+      'arn:aws:states:::codebuild:startBuild.sync',
+    );
+    expect(properties.DefinitionSubstitutions).toEqual({
+      BuildProjectName: { Ref: expect.stringMatching(/^BuildAgentProject/) },
+      BuildStepsFunctionArn: { 'Fn::GetAtt': [expect.stringMatching(/^BuildStepsFunction/), 'Arn'] },
+    });
+    const roleId = (properties.RoleArn as { 'Fn::GetAtt': string[] })['Fn::GetAtt'][0];
+    const statements = ofType('AWS::IAM::Policy')
+      .filter(([, policy]) => JSON.stringify(policy.Properties?.Roles).includes(roleId))
+      .flatMap(
+        ([, policy]) =>
+          (policy.Properties!.PolicyDocument as { Statement: { Action: unknown; Resource: unknown }[] })
+            .Statement,
+      );
+    const codebuild = statements.find((statement) =>
+      JSON.stringify(statement.Action).includes('codebuild:StartBuild'),
+    );
+    expect(codebuild?.Action).toEqual([
+      'codebuild:StartBuild',
+      'codebuild:StopBuild',
+      'codebuild:BatchGetBuilds',
+    ]);
+    expect(codebuild?.Resource).toEqual({
+      'Fn::GetAtt': [expect.stringMatching(/^BuildAgentProject/), 'Arn'],
+    });
+  });
+
+  it('lets the API start the build workflow and no other', () => {
+    const apiRole = ofType('AWS::IAM::Role').find(([id]) => id.startsWith('ApiFunctionRole'))![0];
+    const start = ofType('AWS::IAM::Policy')
+      .filter(([, policy]) => JSON.stringify(policy.Properties?.Roles).includes(apiRole))
+      .flatMap(
+        ([, policy]) =>
+          (policy.Properties!.PolicyDocument as { Statement: { Action: unknown; Resource: unknown }[] })
+            .Statement,
+      )
+      .filter((statement) => JSON.stringify(statement.Action).includes('states:StartExecution'));
+    expect(start).toHaveLength(1);
+    expect(start[0].Resource).toEqual({ Ref: expect.stringMatching(/^BuildStateMachine/) });
+  });
+
   it('attaches no AWS managed policies to any role', () => {
     for (const [, role] of ofType('AWS::IAM::Role')) {
       expect(role.Properties?.ManagedPolicyArns).toBeUndefined();
