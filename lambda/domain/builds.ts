@@ -119,19 +119,7 @@ export class Builds {
   /** A component's builds, newest first. */
   async listForComponent(appId: string, component: string, page: PageRequest): Promise<Page<Build>> {
     const partition = gsi1.buildsOf(appId, component);
-    return this.store.query(
-      {
-        IndexName: 'gsi1',
-        KeyConditionExpression: 'gsi1pk = :p',
-        ExpressionAttributeValues: { ':p': partition },
-        ScanIndexForward: false,
-      },
-      page,
-      ['pk', 'sk', 'gsi1pk', 'gsi1sk'],
-      'gsi1pk',
-      partition,
-      toBuild,
-    );
+    return this.store.queryPartition({ index: 'gsi1', partition, newestFirst: true }, page, toBuild);
   }
 
   /** queued -> running; a retried step that finds it running already is answered with the build. */

@@ -160,18 +160,7 @@ export class ControlPlane {
   }
 
   async listApps(page: PageRequest): Promise<Page<App>> {
-    return this.store.query(
-      {
-        IndexName: 'gsi1',
-        KeyConditionExpression: 'gsi1pk = :p',
-        ExpressionAttributeValues: { ':p': gsi1.apps },
-      },
-      page,
-      ['pk', 'sk', 'gsi1pk', 'gsi1sk'],
-      'gsi1pk',
-      gsi1.apps,
-      toApp,
-    );
+    return this.store.queryPartition({ index: 'gsi1', partition: gsi1.apps }, page, toApp);
   }
 
   async updateApp(appId: string, update: UpdateAppRequest, actor: string, ifMatch?: number): Promise<App> {
@@ -389,15 +378,9 @@ export class ControlPlane {
 
   async listComponents(appId: string, page: PageRequest): Promise<Page<Component>> {
     await this.getApp(appId);
-    return this.store.query(
-      {
-        KeyConditionExpression: 'pk = :p AND begins_with(sk, :s)',
-        ExpressionAttributeValues: { ':p': keys.app(appId).pk, ':s': keys.componentPrefix },
-      },
+    return this.store.queryPartition(
+      { partition: keys.app(appId).pk, skPrefix: keys.componentPrefix },
       page,
-      ['pk', 'sk'],
-      'pk',
-      keys.app(appId).pk,
       toComponent,
     );
   }
@@ -553,18 +536,7 @@ export class ControlPlane {
 
   async listInstalls(appId: string, page: PageRequest): Promise<Page<Install>> {
     await this.getApp(appId);
-    return this.store.query(
-      {
-        IndexName: 'gsi1',
-        KeyConditionExpression: 'gsi1pk = :p',
-        ExpressionAttributeValues: { ':p': gsi1.installsOf(appId) },
-      },
-      page,
-      ['pk', 'sk', 'gsi1pk', 'gsi1sk'],
-      'gsi1pk',
-      gsi1.installsOf(appId),
-      toInstall,
-    );
+    return this.store.queryPartition({ index: 'gsi1', partition: gsi1.installsOf(appId) }, page, toInstall);
   }
 
   // ---- history ---------------------------------------------------------------------------------
@@ -572,16 +544,9 @@ export class ControlPlane {
   /** The app's history, newest first; still readable after the app is deleted. */
   async listAppEvents(appId: string, page: PageRequest): Promise<Page<HistoryEvent>> {
     const partition = keys.event(appId, '').pk;
-    const result = await this.store.query(
-      {
-        KeyConditionExpression: 'pk = :p AND begins_with(sk, :s)',
-        ExpressionAttributeValues: { ':p': partition, ':s': keys.eventPrefix },
-        ScanIndexForward: false,
-      },
+    const result = await this.store.queryPartition(
+      { partition, skPrefix: keys.eventPrefix, newestFirst: true },
       page,
-      ['pk', 'sk'],
-      'pk',
-      partition,
       toEvent,
     );
     if (result.items.length === 0 && page.nextToken === undefined) await this.getApp(appId);
@@ -590,17 +555,9 @@ export class ControlPlane {
 
   async listInstallEvents(installId: string, page: PageRequest): Promise<Page<HistoryEvent>> {
     const partition = gsi1.eventsOfInstall(installId);
-    const result = await this.store.query(
-      {
-        IndexName: 'gsi1',
-        KeyConditionExpression: 'gsi1pk = :p',
-        ExpressionAttributeValues: { ':p': partition },
-        ScanIndexForward: false,
-      },
+    const result = await this.store.queryPartition(
+      { index: 'gsi1', partition, newestFirst: true },
       page,
-      ['pk', 'sk', 'gsi1pk', 'gsi1sk'],
-      'gsi1pk',
-      partition,
       toEvent,
     );
     if (result.items.length === 0 && page.nextToken === undefined) await this.getInstall(installId);
@@ -714,16 +671,9 @@ export class ControlPlane {
   }
 
   private listComponentsRaw(appId: string, nextToken?: string): Promise<Page<Component>> {
-    return this.store.query(
-      {
-        KeyConditionExpression: 'pk = :p AND begins_with(sk, :s)',
-        ExpressionAttributeValues: { ':p': keys.app(appId).pk, ':s': keys.componentPrefix },
-        ConsistentRead: true,
-      },
+    return this.store.queryPartition(
+      { partition: keys.app(appId).pk, skPrefix: keys.componentPrefix, consistent: true },
       { limit: 100, nextToken },
-      ['pk', 'sk'],
-      'pk',
-      keys.app(appId).pk,
       toComponent,
     );
   }

@@ -8,7 +8,6 @@ import {
   type DynamoDBDocumentClient,
   GetCommand,
   QueryCommand,
-  type QueryCommandInput,
   TransactWriteCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { monotonicFactory } from 'ulid';
@@ -125,20 +124,34 @@ export class StateStore {
     return result.Item;
   }
 
-  async query<T>(
-    input: Omit<QueryCommandInput, 'TableName' | 'Limit' | 'ExclusiveStartKey'>,
+  /**
+   * One page of a partition, on the table (`pk`, optionally `begins_with(sk, skPrefix)`) or on
+   * gsi1 (`gsi1pk`). The page token is checked to belong to this very partition.
+   */
+  async queryPartition<T>(
+    query: {
+      index?: 'gsi1';
+      partition: string;
+      skPrefix?: string;
+      newestFirst?: boolean;
+      consistent?: boolean;
+    },
     page: PageRequest,
-    keyAttributes: readonly string[],
-    partitionAttribute: string,
-    partition: string,
     map: (item: Item) => T,
   ): Promise<Page<T>> {
+    const onIndex = query.index === 'gsi1';
+    const partitionAttribute = onIndex ? 'gsi1pk' : 'pk';
+    const keyAttributes = onIndex ? ['pk', 'sk', 'gsi1pk', 'gsi1sk'] : ['pk', 'sk'];
     const result = await this.client.send(
       new QueryCommand({
-        ...input,
         TableName: this.table,
+        ...(onIndex && { IndexName: 'gsi1' }),
+        KeyConditionExpression: `${partitionAttribute} = :p${query.skPrefix ? ' AND begins_with(sk, :s)' : ''}`,
+        ExpressionAttributeValues: { ':p': query.partition, ...(query.skPrefix && { ':s': query.skPrefix }) },
+        ScanIndexForward: !query.newestFirst,
+        ...(query.consistent && { ConsistentRead: true }),
         Limit: page.limit ?? PAGE_LIMIT_DEFAULT,
-        ExclusiveStartKey: decodeToken(page.nextToken, keyAttributes, partitionAttribute, partition),
+        ExclusiveStartKey: decodeToken(page.nextToken, keyAttributes, partitionAttribute, query.partition),
       }),
     );
     const nextToken = encodeToken(result.LastEvaluatedKey);
