@@ -21,6 +21,8 @@ export interface FerryFunctionProps {
   readonly encryptionKey: kms.IKey;
   /** Extra environment variables; never secrets. @default none */
   readonly environment?: Record<string, string>;
+  /** Constants inlined at bundle time (esbuild `define`): identifier -> JavaScript literal. @default none */
+  readonly define?: Record<string, string>;
   /** @default Duration.seconds(30) */
   readonly timeout?: Duration;
   /** @default 512 */
@@ -88,6 +90,7 @@ export class FerryFunction extends Construct {
         target: 'node24',
         format: nodejs.OutputFormat.CJS,
         forceDockerBundling: false,
+        ...(props.define && { define: props.define }),
       },
     });
     // The X-Ray policy that active tracing attaches is the only wildcard in a function role.

@@ -64,6 +64,11 @@ export class Registry extends Construct {
       resourceArns: [this.repositoryArnPattern],
     });
     this.encryptionKey.grantDecrypt(grantee);
+    acknowledgeOnGrantee(
+      grantee,
+      `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecr:<AWS::Region>:<AWS::AccountId>:repository/${this.repositoryPrefix}/*]`,
+      "Repositories are created per component at build time; the pattern covers this tenant's prefix only.",
+    );
   }
 
   /** Push to (and create) repositories of this tenant; nothing outside its prefix. */

@@ -1,10 +1,13 @@
-import { CfnOutput, Duration, type RemovalPolicy, Stack, type StackProps, Tags } from 'aws-cdk-lib';
+import { Aws, CfnOutput, Duration, type RemovalPolicy, Stack, type StackProps, Tags } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
+import { installRoleName } from '../lambda/shared/install-role';
+import { synthesizeAccessTemplate } from './access-template';
 import { Api } from './api';
 import { BuildAgent } from './build-agent';
 import { FerryFunction } from './ferry-function';
+import { acknowledgeOnGrantee } from './nag';
 import { Registry } from './registry';
 import { StateTable } from './state-table';
 import { repositoryPrefixFor, validateTenantName } from './tenant-config';
@@ -31,6 +34,8 @@ export class TenantStack extends Stack {
   public readonly triggers: Triggers;
   public readonly selfCheck: Workflow;
   public readonly build: Workflow;
+  public readonly sync: Workflow;
+  public readonly installAccessPrincipals: readonly iam.IRole[];
 
   constructor(scope: Construct, id: string, props: TenantStackProps) {
     super(scope, id, props);
@@ -60,6 +65,12 @@ export class TenantStack extends Stack {
       serviceName: 'ferry-api',
       encryptionKey: key,
       environment,
+      // The customer-side template is too big for an environment variable: inline it.
+      define: {
+        FERRY_ACCESS_TEMPLATE: JSON.stringify(
+          JSON.stringify(synthesizeAccessTemplate({ tenant: this.tenant })),
+        ),
+      },
       ...common,
     });
     this.stateTable.grantReadWrite(apiFunction.function);
@@ -114,6 +125,39 @@ export class TenantStack extends Stack {
     apiFunction.function.addEnvironment('BUILD_STATE_MACHINE_ARN', this.build.stateMachine.stateMachineArn);
     this.build.stateMachine.grantStartExecution(apiFunction.function);
 
+    // The sync workflow: copy a build's artifact into an install's registry through its role.
+    const syncStepsFunction = new FerryFunction(this, 'SyncStepsFunction', {
+      entry: 'sync/handler.ts',
+      serviceName: 'ferry-sync',
+      encryptionKey: key,
+      timeout: Duration.minutes(15),
+      memorySize: 1024,
+      environment: {
+        ...environment,
+        REGISTRY_HOST: this.registry.registryHost,
+        INSTALL_REPOSITORY_PREFIX: 'ferry',
+      },
+      ...common,
+    });
+    this.stateTable.grantReadWrite(syncStepsFunction.function);
+    this.registry.grantPull(syncStepsFunction.function);
+    grantAssumeInstallRoles(syncStepsFunction.function, this.tenant);
+    this.sync = new Workflow(this, 'Sync', {
+      definitionName: 'sync',
+      functions: { SyncStepsFunctionArn: syncStepsFunction.function },
+      encryptionKey: key,
+      timeout: Duration.hours(2),
+      ...common,
+    });
+    /** The roles an install's access role must trust: the tasks that assume it. */
+    this.installAccessPrincipals = [syncStepsFunction.role, apiFunction.role];
+    apiFunction.function.addEnvironment(
+      'INSTALL_ACCESS_ROLE_ARNS',
+      this.installAccessPrincipals.map((role) => role.roleArn).join(','),
+    );
+    // The API assumes an install's role only to verify it (POST /v1/installs/{id}/verify).
+    grantAssumeInstallRoles(apiFunction.function, this.tenant);
+
     new CfnOutput(this, 'ApiUrl', {
       value: this.api.restApi.url,
       description: 'Base URL of the IMS API (SigV4)',
@@ -125,4 +169,22 @@ export class TenantStack extends Stack {
       description: 'Start an execution after deploy to check the IMS end to end',
     });
   }
+}
+
+/**
+ * Lets a workflow task assume the access role of any of the tenant's installs (`ferry.<tenant>.<installId>` in the
+ * customer's account). The customer's role decides: it trusts only this tenant's task roles and
+ * requires the install's ExternalId.
+ */
+function grantAssumeInstallRoles(grantee: iam.IGrantable, tenant: string): void {
+  iam.Grant.addToPrincipal({
+    grantee,
+    actions: ['sts:AssumeRole'],
+    resourceArns: [`arn:${Aws.PARTITION}:iam::*:role/${installRoleName(tenant, '*')}`],
+  });
+  acknowledgeOnGrantee(
+    grantee,
+    `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::*:role/${installRoleName(tenant, '*')}]`,
+    "Installs live in customers' accounts, unknown at deploy time; each customer's role trusts only this tenant's task roles and requires the install's ExternalId.",
+  );
 }

@@ -12,11 +12,13 @@ import { ControlPlane } from '../lambda/domain/control-plane';
 import { LocalSealer, loadOrCreateLocalKey } from '../lambda/domain/secrets';
 import { StateStore } from '../lambda/domain/state-store';
 import { documentClient } from '../lambda/shared/dynamo';
+import { synthesizeAccessTemplate } from '../lib/access-template';
 import { repositoryPrefixFor } from '../lib/tenant-config';
 import { bundlePackagingTool, PACKAGING_TOOL_FILE } from '../tools/bundle';
 import { LocalBuildRunner } from './builds';
 import { ensureStateTable, type LocalDynamoDb, startDynamoDb } from './dynamodb';
 import { type LocalHttpServer, serveProxyHandler } from './http-adapter';
+import { LocalInstallAccess } from './install-access';
 import { type LocalRegistry, startRegistry } from './registry';
 
 export const LOCAL_STATE_TABLE = 'ferry-local-state';
@@ -81,7 +83,20 @@ export async function startLocalIms(options: LocalImsOptions): Promise<LocalIms>
       onFinished: options.onBuildFinished,
     });
     started.push({ stop: () => buildRunner.idle() });
-    const handler = createApiHandler({ tenant, controlPlane, builds, buildStarter: buildRunner });
+    const installAccess = new LocalInstallAccess(registry.host);
+    const accessTemplate = {
+      template: synthesizeAccessTemplate({ tenant }),
+      // Local mode has no task roles; the template names a placeholder principal.
+      trustedRoleArns: ['arn:aws:iam::000000000000:role/ferry-local-ims'],
+    };
+    const handler = createApiHandler({
+      tenant,
+      controlPlane,
+      builds,
+      buildStarter: buildRunner,
+      installAccess,
+      accessTemplate,
+    });
     const server: LocalHttpServer = await serveProxyHandler(handler, options.port);
     started.push(server);
     started.push({ stop: async () => raw.destroy() });

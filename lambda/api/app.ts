@@ -11,6 +11,7 @@ import {
   VersionConflictError,
 } from '../domain/errors';
 import { logger } from '../shared/logger';
+import type { InstallAccess } from '../sync/access';
 import { HttpError, type HttpRequest, type HttpResponse, json } from './http';
 import { openApiDocument } from './openapi';
 import { noQuery } from './request';
@@ -25,6 +26,13 @@ export interface ApiDependencies {
   readonly controlPlane: ControlPlane;
   readonly builds: Builds;
   readonly buildStarter: BuildStarter;
+  /** Reaches installs' accounts through their roles. */
+  readonly installAccess: InstallAccess;
+  /** The customer-side template (synthesized from lib/install-access-stack.ts) and the roles it trusts. */
+  readonly accessTemplate: {
+    readonly template: Record<string, unknown>;
+    readonly trustedRoleArns: readonly string[];
+  };
 }
 
 const STATUS_OF: [new (...args: never[]) => DomainError, number][] = [

@@ -1,5 +1,6 @@
 import { KMSClient } from '@aws-sdk/client-kms';
 import { SFNClient } from '@aws-sdk/client-sfn';
+import { STSClient } from '@aws-sdk/client-sts';
 import { StepFunctionsBuildStarter } from '../build/starter';
 import { Builds } from '../domain/builds';
 import { ControlPlane } from '../domain/control-plane';
@@ -7,6 +8,7 @@ import { KmsSealer } from '../domain/secrets';
 import { StateStore } from '../domain/state-store';
 import { documentClient } from '../shared/dynamo';
 import { requireEnv } from '../shared/env';
+import { AwsInstallAccess } from '../sync/access';
 import { type ApiHandler, createApiHandler } from './app';
 
 const client = documentClient();
@@ -22,4 +24,9 @@ export const handler: ApiHandler = createApiHandler({
   }),
   builds: new Builds(new StateStore({ client, table })),
   buildStarter: new StepFunctionsBuildStarter(new SFNClient({}), requireEnv('BUILD_STATE_MACHINE_ARN')),
+  installAccess: new AwsInstallAccess({ sts: new STSClient({}), tenant: requireEnv('FERRY_TENANT') }),
+  accessTemplate: {
+    template: JSON.parse(FERRY_ACCESS_TEMPLATE) as Record<string, unknown>,
+    trustedRoleArns: requireEnv('INSTALL_ACCESS_ROLE_ARNS').split(','),
+  },
 });

@@ -57,6 +57,10 @@ export const InstallResponse = z
       .describe('Names of the sensitive inputs given; values are never returned.'),
     externalId: z.string().describe("The sts:ExternalId the install's role must require."),
     status: z.enum(['awaiting-access', 'connected', 'access-denied']),
+    access: z
+      .strictObject({ checkedAt: Timestamp, roleArn: z.string(), cause: z.string().optional() })
+      .optional()
+      .describe("The last check of the customer's role."),
     version: Version,
     createdAt: Timestamp,
     updatedAt: Timestamp,
@@ -125,3 +129,15 @@ export const BuildResponse = z
     finishedAt: Timestamp.optional(),
   })
   .meta({ id: 'Build' });
+
+export const AccessTemplateResponse = z
+  .strictObject({
+    template: z
+      .record(z.string(), z.unknown())
+      .describe('The CloudFormation template, parameter defaults set for this install.'),
+    parameters: z.record(z.string(), z.string()),
+    quickCreateUrl: z.string(),
+    stackName: z.string(),
+    roleArn: z.string().describe('The role the stack creates, which the IMS assumes.'),
+  })
+  .meta({ id: 'AccessTemplate' });

@@ -14,6 +14,9 @@ import {
   ResourceName,
   UpdateAppRequest,
 } from '../domain/schemas';
+import { accessTemplateFor } from '../installs/access-template';
+import { sessionNameFor } from '../shared/install-role';
+import { AccessDeniedError, type InstallAccess } from '../sync/access';
 import {
   type Handled,
   idempotencyOf,
@@ -24,6 +27,7 @@ import {
   parseParam,
 } from './request';
 import {
+  AccessTemplateResponse,
   AppResponse,
   BuildResponse,
   ComponentResponse,
@@ -37,6 +41,11 @@ export interface RouteContext {
   readonly controlPlane: ControlPlane;
   readonly builds: Builds;
   readonly buildStarter: BuildStarter;
+  readonly installAccess: InstallAccess;
+  readonly accessTemplate: {
+    readonly template: Record<string, unknown>;
+    readonly trustedRoleArns: readonly string[];
+  };
   readonly tenant: string;
 }
 
@@ -383,6 +392,50 @@ export const ROUTES: readonly RouteDefinition[] = [
     handle: async (request, { controlPlane }) => {
       const install = await controlPlane.getInstall(request.params[InstallId]);
       return { body: install, version: install.version };
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/installs/{installId}/access-template',
+    operationId: 'getAccessTemplate',
+    summary:
+      'The CloudFormation template the customer creates in their account, and a console quick-create link',
+    tag: 'installs',
+    response: AccessTemplateResponse,
+    status: 200,
+    errors: [404],
+    handle: async (request, { controlPlane, accessTemplate, tenant }) => {
+      const install = await controlPlane.getInstall(request.params[InstallId]);
+      const app = await controlPlane.getApp(install.appId);
+      return {
+        body: accessTemplateFor(accessTemplate.template, {
+          tenant,
+          install: { ...install, appName: app.name },
+          trustedRoleArns: accessTemplate.trustedRoleArns,
+        }),
+      };
+    },
+  },
+  {
+    method: 'POST',
+    path: '/v1/installs/{installId}/verify',
+    operationId: 'verifyInstall',
+    summary: "Assume the install's role now: records connected, or access-denied with the cause",
+    tag: 'installs',
+    response: InstallResponse,
+    status: 200,
+    errors: [404, 412],
+    handle: async (request, { controlPlane, installAccess }) => {
+      const install = await controlPlane.getInstall(request.params[InstallId]);
+      let check: { roleArn: string; cause?: string };
+      try {
+        check = await installAccess.verify(install, sessionNameFor(`verify-${install.id}`));
+      } catch (error) {
+        if (!(error instanceof AccessDeniedError)) throw error;
+        check = { roleArn: error.message.match(/assume (\S+)/)?.[1] ?? 'unknown', cause: error.message };
+      }
+      const updated = await controlPlane.recordAccessCheck(install.id, check, request.caller);
+      return { body: updated, version: updated.version };
     },
   },
   {

@@ -70,15 +70,25 @@ export interface Install {
   /** The sts:ExternalId the install's role requires: unique, unguessable, never reused. */
   readonly externalId: string;
   readonly status: InstallStatus;
+  /** The last check of the customer's role: when, which role, and why it failed. */
+  readonly access?: AccessCheck;
   readonly version: number;
   readonly createdAt: string;
   readonly updatedAt: string;
 }
 
+export interface AccessCheck {
+  readonly checkedAt: string;
+  readonly roleArn: string;
+  /** Why the role could not be assumed; absent when it could. */
+  readonly cause?: string;
+}
+
 export interface ControlPlaneOptions {
   readonly client: DynamoDBDocumentClient;
   readonly table: string;
-  readonly sealer: SecretSealer;
+  /** Seals sensitive install inputs; a control plane without one (a workflow step) cannot create installs that have them. */
+  readonly sealer?: SecretSealer;
   readonly now?: () => Date;
   /** Random bytes for external ids. @default crypto.randomBytes */
   readonly randomBytes?: (size: number) => Buffer;
@@ -91,7 +101,7 @@ const SENSITIVE = '(sensitive)';
 
 export class ControlPlane {
   private readonly store: StateStore;
-  private readonly sealer: SecretSealer;
+  private readonly sealer?: SecretSealer;
   private readonly random: (size: number) => Buffer;
 
   constructor(options: ControlPlaneOptions) {
@@ -455,6 +465,8 @@ export class ControlPlane {
         const externalId = this.random(24).toString('base64url');
         const sealed: Record<string, string> = {};
         for (const [name, value] of Object.entries(sensitive)) {
+          if (!this.sealer)
+            throw new Error('this control plane has no sealer: it cannot store sensitive inputs');
           sealed[name] = await this.sealer.seal(value, { installId: id, input: name });
         }
         const at = this.store.timestamp();
@@ -532,6 +544,63 @@ export class ControlPlane {
       ]);
     }
     return toInstall(item);
+  }
+  /** Records the outcome of assuming the install's role: connected, or access-denied with the cause. */
+  async recordAccessCheck(
+    installId: string,
+    check: { roleArn: string; cause?: string },
+    actor: string,
+  ): Promise<Install> {
+    const install = await this.getInstall(installId);
+    const status: InstallStatus = check.cause === undefined ? 'connected' : 'access-denied';
+    const access: AccessCheck = {
+      checkedAt: this.store.timestamp(),
+      roleArn: check.roleArn,
+      ...(check.cause !== undefined && { cause: check.cause }),
+    };
+    const updated: Install = {
+      ...install,
+      status,
+      access,
+      version: install.version + 1,
+      updatedAt: access.checkedAt,
+    };
+    try {
+      await this.store.transact([
+        {
+          Update: {
+            TableName: this.store.table,
+            Key: keys.install(installId),
+            UpdateExpression: 'SET #status = :status, #access = :access, version = :nv, updatedAt = :at',
+            ConditionExpression: 'version = :v',
+            ExpressionAttributeNames: { '#status': 'status', '#access': 'access' },
+            ExpressionAttributeValues: {
+              ':status': status,
+              ':access': access,
+              ':nv': updated.version,
+              ':v': install.version,
+              ':at': access.checkedAt,
+            },
+          },
+        },
+        this.store.eventPut({
+          appId: install.appId,
+          installId,
+          type: status === 'connected' ? 'install.connected' : 'install.access-denied',
+          actor,
+          message:
+            status === 'connected'
+              ? `install ${installId} connected: ${check.roleArn} assumed`
+              : `install ${installId} access denied: ${check.cause}`,
+          data: { ...access, accountId: install.accountId, region: install.region },
+        }),
+      ]);
+    } catch (error) {
+      if (conditionFailedAt(error, 0))
+        throw new VersionConflictError(`install ${installId} changed during the check; check again`);
+      throw error;
+    }
+    return updated;
   }
 
   async listInstalls(appId: string, page: PageRequest): Promise<Page<Install>> {

@@ -186,6 +186,11 @@ export class StateStore {
     );
   }
 
+  /** Appends one history event on its own (a change already recorded elsewhere, a workflow step). */
+  async appendEvent(event: Omit<HistoryEvent, 'id' | 'at'>): Promise<void> {
+    await this.transact([this.eventPut(event)]);
+  }
+
   newId(prefix: string): string {
     return `${prefix}_${this.ulid(this.now().getTime()).toLowerCase()}`;
   }

@@ -5,7 +5,7 @@
  */
 
 /** Tags never move once pushed: a tag names one digest forever. */
-export const IMAGE_TAG_MUTABILITY = 'IMMUTABLE';
+export const IMAGE_TAG_MUTABILITY = 'IMMUTABLE' as const;
 
 /** Every pushed image is scanned for vulnerabilities. */
 export const SCAN_ON_PUSH = true;
@@ -29,12 +29,15 @@ export const LIFECYCLE_POLICY = {
   ],
 };
 
-/** The CreateRepository input for a repository of the tenant registry (ECR API shape). */
-export function createRepositoryInput(repositoryName: string, kmsKeyArn: string) {
+/**
+ * The CreateRepository input for a Ferry repository (ECR API shape): the tenant key in the
+ * tenant registry; in an install's account, the account's AWS-managed ECR key.
+ */
+export function createRepositoryInput(repositoryName: string, kmsKeyArn?: string) {
   return {
     repositoryName,
     imageTagMutability: IMAGE_TAG_MUTABILITY,
     imageScanningConfiguration: { scanOnPush: SCAN_ON_PUSH },
-    encryptionConfiguration: { encryptionType: 'KMS', kmsKey: kmsKeyArn },
-  } as const;
+    encryptionConfiguration: { encryptionType: 'KMS' as const, ...(kmsKeyArn && { kmsKey: kmsKeyArn }) },
+  };
 }

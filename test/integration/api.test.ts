@@ -17,11 +17,14 @@ afterAll(async () => {
 
 /** A fresh API on its own table, and a way to read every item it holds. */
 async function freshApi() {
-  const { controlPlane, builds, buildStarter, table } = await freshDomain(dynamo);
-  const call = apiClient(createApiHandler({ tenant: 'acme', controlPlane, builds, buildStarter }));
+  const { controlPlane, builds, buildStarter, installAccess, accessTemplate, table } =
+    await freshDomain(dynamo);
+  const call = apiClient(
+    createApiHandler({ tenant: 'acme', controlPlane, builds, buildStarter, installAccess, accessTemplate }),
+  );
   const items = async () =>
     (await documentClient(dynamo.clientConfig).send(new ScanCommand({ TableName: table }))).Items ?? [];
-  return { call, items, buildStarter };
+  return { call, items, buildStarter, installAccess };
 }
 
 const image = (extra: Record<string, unknown> = {}) => ({
@@ -647,6 +650,71 @@ describe('builds', () => {
       'body.branch',
       'body.ref',
     ]);
+  });
+});
+
+describe('install access template', () => {
+  it("answers the install's CloudFormation template, trusting only the tenant's roles with its ExternalId", async () => {
+    const { call } = await freshApi();
+    const app = (await call('POST', '/v1/apps', { body: { name: 'shop' } })).body;
+    const install = (
+      await call('POST', `/v1/apps/${app.id}/installs`, {
+        body: { accountId: '111122223333', region: 'eu-west-1' },
+      })
+    ).body;
+    const response = await call('GET', `/v1/installs/${install.id}/access-template`);
+    expect(response.status).toBe(200);
+    expect(response.body).toMatchObject({
+      roleArn: `arn:aws:iam::111122223333:role/ferry.acme.${install.id}`,
+      parameters: {
+        ExternalId: install.externalId,
+        InstallId: install.id,
+        TrustedRoleArns: 'arn:aws:iam::123456789012:role/acme-sync',
+      },
+      quickCreateUrl: expect.stringContaining(
+        'https://eu-west-1.console.aws.amazon.com/cloudformation/home?region=eu-west-1#/stacks/quickcreate',
+      ),
+    });
+    expect(response.body.template.Parameters.ExternalId.Default).toBe(install.externalId);
+    expect((await call('GET', '/v1/installs/inst_nope/access-template')).status).toBe(404);
+  });
+});
+
+describe('verifying access', () => {
+  it("records connected when the install's role can be assumed, and access-denied with the cause when not", async () => {
+    const { call, installAccess } = await freshApi();
+    const app = (await call('POST', '/v1/apps', { body: { name: 'shop' } })).body;
+    const install = (
+      await call('POST', `/v1/apps/${app.id}/installs`, {
+        body: { accountId: '111122223333', region: 'eu-west-1' },
+      })
+    ).body;
+    const connected = await call('POST', `/v1/installs/${install.id}/verify`);
+    expect(connected.status).toBe(200);
+    expect(connected.body).toMatchObject({
+      status: 'connected',
+      version: 2,
+      access: { roleArn: expect.stringContaining('111122223333') },
+    });
+    expect(connected.body.access.cause).toBeUndefined();
+
+    installAccess.denied.add(install.id);
+    const denied = await call('POST', `/v1/installs/${install.id}/verify`);
+    expect(denied.body).toMatchObject({
+      status: 'access-denied',
+      access: { cause: expect.stringMatching(/cannot assume .* denied/) },
+    });
+    const history = await call('GET', `/v1/installs/${install.id}/events`);
+    expect(history.body.items.map((event: { type: string }) => event.type)).toEqual([
+      'install.access-denied',
+      'install.connected',
+      'install.created',
+    ]);
+    expect(installAccess.sessions.map((session) => session.sessionName)).toEqual([
+      `ferry-verify-${install.id}`,
+      `ferry-verify-${install.id}`,
+    ]);
+    expect((await call('POST', '/v1/installs/inst_nope/verify')).status).toBe(404);
   });
 });
 

@@ -6,7 +6,9 @@ import { ControlPlane } from '../../lambda/domain/control-plane';
 import { LocalSealer } from '../../lambda/domain/secrets';
 import { StateStore } from '../../lambda/domain/state-store';
 import { documentClient } from '../../lambda/shared/dynamo';
+import { synthesizeAccessTemplate } from '../../lib/access-template';
 import { ensureStateTable, type LocalDynamoDb } from '../../local/dynamodb';
+import { LocalInstallAccess } from '../../local/install-access';
 
 let tables = 0;
 
@@ -28,5 +30,16 @@ export async function freshDomain(dynamo: LocalDynamoDb) {
   const client = documentClient(dynamo.clientConfig);
   const controlPlane = new ControlPlane({ client, table, sealer: new LocalSealer(randomBytes(32)) });
   const builds = new Builds(new StateStore({ client, table }));
-  return { controlPlane, builds, table, client, buildStarter: new RecordingStarter() };
+  return {
+    controlPlane,
+    builds,
+    table,
+    client,
+    buildStarter: new RecordingStarter(),
+    installAccess: new LocalInstallAccess('127.0.0.1:9'),
+    accessTemplate: {
+      template: synthesizeAccessTemplate({ tenant: 'acme' }),
+      trustedRoleArns: ['arn:aws:iam::123456789012:role/acme-sync'],
+    },
+  };
 }

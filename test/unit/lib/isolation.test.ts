@@ -70,7 +70,7 @@ function identityStatements(t: Template): { policy: string; statement: Statement
  */
 function belongsToTenant(resource: Json, tenant: string, t: Template): boolean {
   if (typeof resource === 'string') {
-    return resource.includes(`:repository/ferry-${tenant}/`);
+    return resource.includes(`:repository/ferry-${tenant}/`) || resource.endsWith(`:role/ferry.${tenant}.*`);
   }
   const object = resource as Record<string, Json>;
   if ('Fn::GetAtt' in object) return (object['Fn::GetAtt'] as string[])[0] in t.Resources;
@@ -79,6 +79,8 @@ function belongsToTenant(resource: Json, tenant: string, t: Template): boolean {
     const parts = (object['Fn::Join'] as [string, Json[]])[1];
     const joined = parts.map((part) => (typeof part === 'string' ? part : JSON.stringify(part))).join('');
     if (joined.includes(`:repository/ferry-${tenant}/`)) return true;
+    // The access roles of this tenant's installs, in customers' accounts: `ferry.<tenant>.<installId>`.
+    if (joined.endsWith(`:iam::*:role/ferry.${tenant}.*`)) return true;
     if (AWS_IMPOSED_RESOURCES.some((pattern) => pattern.test(joined))) return true;
     // A pattern built on one of the template's own resources (log streams of its log group, a
     // function's versions, CodeBuild's log group named after its project).

@@ -238,6 +238,23 @@ describe('tenant stack', () => {
     expect(start[0].Resource).toEqual({ Ref: expect.stringMatching(/^BuildStateMachine/) });
   });
 
+  it("lets only the sync task and the API (to verify) assume installs' roles, and only this tenant's", () => {
+    const assuming = ofType('AWS::IAM::Policy').flatMap(([, policy]) =>
+      (
+        policy.Properties!.PolicyDocument as { Statement: { Action: unknown; Resource: unknown }[] }
+      ).Statement.filter((statement) => JSON.stringify(statement.Action).includes('sts:AssumeRole')).map(
+        (statement) => ({ roles: JSON.stringify(policy.Properties?.Roles), statement }),
+      ),
+    );
+    expect(assuming.map((grant) => grant.roles.match(/"(\w+?)Role[0-9A-F]{8}"/)?.[1]).sort()).toEqual([
+      'ApiFunction',
+      'SyncStepsFunction',
+    ]);
+    for (const grant of assuming) {
+      expect(JSON.stringify(grant.statement.Resource)).toContain(':iam::*:role/ferry.acme.*');
+    }
+  });
+
   it('attaches no AWS managed policies to any role', () => {
     for (const [, role] of ofType('AWS::IAM::Role')) {
       expect(role.Properties?.ManagedPolicyArns).toBeUndefined();

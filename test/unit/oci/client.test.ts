@@ -359,3 +359,326 @@ describe('RegistryClient content checks', () => {
     );
   });
 });
+
+describe('RegistryClient uploads', () => {
+  const blob = Buffer.from('abcdefghij');
+  const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}`;
+  const reset = () =>
+    new TypeError('fetch failed', { cause: Object.assign(new Error('reset'), { code: 'ECONNRESET' }) });
+
+  /** A registry's upload endpoints: a session per POST, PATCH appends at the right offset, PUT closes. */
+  function uploads(options: { failPatch?: number[]; status?: 'honest' | 'lost' } = {}) {
+    let received = 0;
+    let patches = 0;
+    let sessions = 0;
+    return fakeFetch((request) => {
+      if (request.method === 'POST') {
+        sessions++;
+        received = 0;
+        return new Response(null, {
+          status: 202,
+          headers: { location: `/v2/a/b/blobs/uploads/u${sessions}?at=0` },
+        });
+      }
+      if (request.method === 'PATCH') {
+        patches++;
+        if (options.failPatch?.includes(patches)) throw reset();
+        const [start] = (request.headers.get('content-range') ?? '').split('-').map(Number);
+        if (start !== received) return new Response(null, { status: 416 });
+        received += request.body?.length ?? 0;
+        return new Response(null, {
+          status: 202,
+          headers: {
+            location: `/v2/a/b/blobs/uploads/u${sessions}?at=${received}`,
+            range: `0-${received - 1}`,
+          },
+        });
+      }
+      if (request.method === 'GET') {
+        if (options.status === 'lost') return new Response(null, { status: 404 });
+        return new Response(null, {
+          status: 204,
+          headers: {
+            location: `/v2/a/b/blobs/uploads/u${sessions}?at=${received}`,
+            range: `0-${received - 1}`,
+          },
+        });
+      }
+      return new Response(null, { status: 201, headers: { 'docker-content-digest': digest } });
+    });
+  }
+
+  it('PATCHes chunks with Content-Range, each to the last Location, then PUTs the digest', async () => {
+    const { fetch, seen } = uploads();
+    const client = new RegistryClient({ registry: 'r.example', fetch, chunkSize: 4 });
+
+    await expect(client.uploadBlob('a/b', digest, blob.length, blob, { chunked: true })).resolves.toBe(
+      'uploaded',
+    );
+
+    expect(seen.map((request) => request.method)).toEqual(['POST', 'PATCH', 'PATCH', 'PATCH', 'PUT']);
+    const patches = seen.filter((request) => request.method === 'PATCH');
+    expect(patches.map((request) => request.headers.get('content-range'))).toEqual(['0-3', '4-7', '8-9']);
+    expect(patches.map((request) => request.url.searchParams.get('at'))).toEqual(['0', '4', '8']);
+    expect(Buffer.concat(patches.map((request) => request.body!))).toEqual(blob);
+    const put = seen[4]!;
+    expect(put.url.searchParams.get('at')).toBe('10');
+    expect(put.url.searchParams.get('digest')).toBe(digest);
+    expect(put.headers.get('content-length')).toBe('0');
+  });
+
+  it('chooses chunks above the threshold and one PUT below it', async () => {
+    const big = uploads();
+    await new RegistryClient({
+      registry: 'r.example',
+      fetch: big.fetch,
+      chunkSize: 4,
+      chunkedThreshold: 9,
+    }).uploadBlob('a/b', digest, blob.length, blob);
+    const small = uploads();
+    await new RegistryClient({ registry: 'r.example', fetch: small.fetch, chunkedThreshold: 10 }).uploadBlob(
+      'a/b',
+      digest,
+      blob.length,
+      blob,
+    );
+
+    expect(big.seen.filter((request) => request.method === 'PATCH')).toHaveLength(3);
+    expect(small.seen.map((request) => request.method)).toEqual(['POST', 'PUT']);
+  });
+
+  it('sends a failed chunk again from where the registry says the upload got to', async () => {
+    const { fetch, seen } = uploads({ failPatch: [2] });
+    const client = new RegistryClient({ registry: 'r.example', fetch, chunkSize: 4, retry: noRetryWait });
+    let opened = 0;
+
+    await client.uploadBlob(
+      'a/b',
+      digest,
+      blob.length,
+      () => {
+        opened++;
+        return Readable.from([blob]);
+      },
+      { chunked: true },
+    );
+
+    expect(opened).toBe(1);
+    expect(seen.map((request) => request.method)).toEqual([
+      'POST',
+      'PATCH',
+      'PATCH',
+      'GET',
+      'PATCH',
+      'PATCH',
+      'PUT',
+    ]);
+    expect(
+      seen.filter((request) => request.method === 'PATCH').map((r) => r.headers.get('content-range')),
+    ).toEqual(['0-3', '4-7', '4-7', '8-9']);
+  });
+
+  it('starts the whole blob again when the registry cannot say how far the upload got', async () => {
+    const { fetch, seen } = uploads({ failPatch: [2], status: 'lost' });
+    const client = new RegistryClient({ registry: 'r.example', fetch, chunkSize: 4, retry: noRetryWait });
+    let opened = 0;
+
+    await client.uploadBlob(
+      'a/b',
+      digest,
+      blob.length,
+      () => {
+        opened++;
+        return Readable.from([blob]);
+      },
+      { chunked: true },
+    );
+
+    expect(opened).toBe(2);
+    expect(seen.filter((request) => request.method === 'POST')).toHaveLength(2);
+    expect(seen[seen.length - 1]!.url.pathname).toBe('/v2/a/b/blobs/uploads/u2');
+  });
+
+  it('mounts from another repository without sending the bytes', async () => {
+    const { fetch, seen } = fakeFetch(() => new Response(null, { status: 201 }));
+    const client = new RegistryClient({ registry: 'r.example', fetch });
+    let opened = 0;
+
+    const outcome = await client.uploadBlob(
+      'a/b',
+      digest,
+      blob.length,
+      () => {
+        opened++;
+        return Readable.from([blob]);
+      },
+      { mountFrom: 'c/d' },
+    );
+
+    expect(outcome).toBe('mounted');
+    expect(opened).toBe(0);
+    expect(seen).toHaveLength(1);
+    expect(seen[0]!.url.searchParams.get('mount')).toBe(digest);
+    expect(seen[0]!.url.searchParams.get('from')).toBe('c/d');
+  });
+
+  it('uploads into the session a registry opens instead of mounting', async () => {
+    const { fetch, seen } = fakeFetch((request) =>
+      request.method === 'POST'
+        ? new Response(null, { status: 202, headers: { location: '/v2/a/b/blobs/uploads/opened' } })
+        : new Response(null, { status: 201, headers: { 'docker-content-digest': digest } }),
+    );
+    const client = new RegistryClient({ registry: 'r.example', fetch });
+
+    await expect(client.uploadBlob('a/b', digest, blob.length, blob, { mountFrom: 'c/d' })).resolves.toBe(
+      'uploaded',
+    );
+
+    expect(seen.map((request) => `${request.method} ${request.url.pathname}`)).toEqual([
+      'POST /v2/a/b/blobs/uploads/',
+      'PUT /v2/a/b/blobs/uploads/opened',
+    ]);
+  });
+
+  it('refuses an upload the registry stored under another digest', async () => {
+    const other = `sha256:${'1'.repeat(64)}`;
+    const { fetch } = fakeFetch((request) =>
+      request.method === 'POST'
+        ? new Response(null, { status: 202, headers: { location: '/v2/a/b/blobs/uploads/u' } })
+        : new Response(null, { status: 201, headers: { 'docker-content-digest': other } }),
+    );
+    const client = new RegistryClient({ registry: 'r.example', fetch });
+
+    await expect(client.uploadBlob('a/b', digest, blob.length, blob)).rejects.toThrow(
+      `r.example/a/b: push blob ${digest} failed: the registry stored ${other}`,
+    );
+  });
+});
+
+describe('RegistryClient manifests put and checked', () => {
+  it('checks with a HEAD when the registry answers no Docker-Content-Digest', async () => {
+    const { fetch, seen } = fakeFetch((request) =>
+      request.method === 'PUT'
+        ? new Response(null, { status: 201 })
+        : new Response(null, {
+            status: 200,
+            headers: {
+              'docker-content-digest': MANIFEST_DIGEST,
+              'content-type': OCI_IMAGE_MANIFEST,
+              'content-length': String(MANIFEST.length),
+            },
+          }),
+    );
+    const client = new RegistryClient({ registry: 'r.example', fetch });
+
+    await expect(client.putManifest('a/b', 'v1', MANIFEST, OCI_IMAGE_MANIFEST)).resolves.toBe(
+      MANIFEST_DIGEST,
+    );
+    expect(seen.map((request) => `${request.method} ${request.url.pathname}`)).toEqual([
+      'PUT /v2/a/b/manifests/v1',
+      `HEAD /v2/a/b/manifests/${MANIFEST_DIGEST}`,
+    ]);
+  });
+
+  it('fails when the registry then does not hold the manifest', async () => {
+    const { fetch } = fakeFetch(
+      (request) => new Response(null, { status: request.method === 'PUT' ? 201 : 404 }),
+    );
+    const client = new RegistryClient({ registry: 'r.example', fetch });
+
+    await expect(client.putManifest('a/b', 'v1', MANIFEST, OCI_IMAGE_MANIFEST)).rejects.toThrow(
+      `r.example/a/b: put manifest v1 failed: the registry does not hold ${MANIFEST_DIGEST} after the put`,
+    );
+  });
+
+  it('refuses a put the registry stored under another digest', async () => {
+    const other = `sha256:${'2'.repeat(64)}`;
+    const { fetch } = fakeFetch(
+      () => new Response(null, { status: 201, headers: { 'docker-content-digest': other } }),
+    );
+    const client = new RegistryClient({ registry: 'r.example', fetch });
+
+    await expect(client.putManifest('a/b', 'v1', MANIFEST, OCI_IMAGE_MANIFEST)).rejects.toThrow(
+      `the registry stored ${other}, expected ${MANIFEST_DIGEST}`,
+    );
+  });
+});
+
+describe('RegistryClient under concurrent calls', () => {
+  it('answers a Basic challenge once for calls that were all sent before it', async () => {
+    const expected = `Basic ${Buffer.from('robot:s3cret').toString('base64')}`;
+    const { fetch, seen } = fakeFetch((request) =>
+      request.headers.get('authorization') === expected
+        ? new Response(null, { status: 200 })
+        : new Response('', { status: 401, headers: { 'www-authenticate': 'Basic realm="registry"' } }),
+    );
+    const client = new RegistryClient({
+      registry: 'r.example',
+      credentials: { username: 'robot', password: 's3cret' },
+      fetch,
+    });
+
+    const found = await Promise.all([1, 2, 3].map(() => client.hasBlob('a/b', MANIFEST_DIGEST)));
+
+    expect(found).toEqual([true, true, true]);
+    expect(seen).toHaveLength(6);
+  });
+
+  it('fetches one Bearer token for calls that ask at once', async () => {
+    let issued = 0;
+    const { fetch } = fakeFetch((request) => {
+      if (request.url.host === 'auth.example.com') {
+        issued++;
+        return Response.json({ token: 't' });
+      }
+      return request.headers.get('authorization') === 'Bearer t'
+        ? served()
+        : new Response('', {
+            status: 401,
+            headers: { 'www-authenticate': 'Bearer realm="https://auth.example.com/token",service="reg"' },
+          });
+    });
+    const client = new RegistryClient({ registry: 'registry.example.com', fetch });
+
+    await client.getManifest('acme/web', 'v0');
+    await Promise.all([1, 2, 3].map(() => client.getManifest('acme/api', 'v1')));
+
+    expect(issued).toBe(2);
+  });
+});
+
+describe('RegistryClient blob downloads and waits', () => {
+  it('fails a blob stream that runs past its size', async () => {
+    const { fetch } = fakeFetch(() => new Response('tampered', { status: 200 }));
+    const client = new RegistryClient({ registry: 'r.example', fetch });
+    const stream = await client.getBlob('a/b', MANIFEST_DIGEST, 3);
+
+    const reading = (async () => {
+      for await (const _ of stream) {
+        // drain
+      }
+    })();
+
+    await expect(reading).rejects.toThrow(
+      `r.example/a/b: get blob ${MANIFEST_DIGEST} failed: the registry served more than the 3 bytes`,
+    );
+  });
+
+  it.each([
+    ['seconds', () => '7', 7000, 7000],
+    // An HTTP date has whole seconds: a minute ahead is 59 to 60 s away, less what the test took.
+    ['an HTTP date', () => new Date(Date.now() + 60_000).toUTCString(), 50_000, 60_000],
+  ])('reads Retry-After given in %s', async (_, header, atLeast, atMost) => {
+    const { fetch } = fakeFetch(
+      () => new Response('slow down', { status: 429, headers: { 'retry-after': header() } }),
+    );
+    const client = new RegistryClient({ registry: 'r.example', fetch, retry: { attempts: 1 } });
+
+    const error = await client.hasBlob('a/b', MANIFEST_DIGEST).catch((caught: unknown) => caught);
+
+    expect(error).toBeInstanceOf(RegistryError);
+    expect((error as RegistryError).retriable).toBe(true);
+    expect((error as RegistryError).retryAfterMs).toBeGreaterThanOrEqual(atLeast);
+    expect((error as RegistryError).retryAfterMs).toBeLessThanOrEqual(atMost);
+  });
+});
