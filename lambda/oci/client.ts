@@ -529,7 +529,6 @@ export class RegistryClient {
     location: URL,
     operation: string,
   ): Promise<string | null> {
-    const scopes = [repositoryScope(repository, 'pull,push')];
     const stream = Buffer.isBuffer(body) ? Readable.from([body]) : await body();
     stream.on('error', ignore);
     let offset = 0;
@@ -548,18 +547,8 @@ export class RegistryClient {
     }
     if (offset !== size)
       throw this.error(repository, operation, `the source sent ${offset} of ${size} bytes`);
-    location.searchParams.set('digest', digest);
-    const put = await this.call({
-      method: 'PUT',
-      url: location.toString(),
-      repository,
-      operation,
-      scopes,
-      headers: { 'content-type': 'application/octet-stream', 'content-length': '0' },
-    });
-    if (put.status !== 201) throw await this.failure(put, repository, operation);
-    discard(put);
-    return put.headers.get('docker-content-digest');
+    // Closing the upload is a PUT with the digest and no further bytes.
+    return this.sendWhole(repository, digest, 0, Buffer.alloc(0), location, operation);
   }
 
   /**

@@ -8,6 +8,7 @@ import { BuildSteps } from '../../lambda/build/steps';
 import type { Build } from '../../lambda/domain/builds';
 import type { ComponentSpec } from '../../lambda/domain/schemas';
 import { ComponentSpec as ComponentSpecSchema } from '../../lambda/domain/schemas';
+import type { HistoryEvent } from '../../lambda/domain/state-store';
 import { LocalBuildRunner } from '../../local/builds';
 import { type LocalDynamoDb, startDynamoDb } from '../../local/dynamodb';
 import { type LocalRegistry, startRegistry } from '../../local/registry';
@@ -93,8 +94,13 @@ async function build(spec: unknown, options: { ref?: string; registryHost?: stri
   ).value;
   await runner.start(requested.id);
   await runner.idle();
-  return builds.get(requested.id);
+  const built = await builds.get(requested.id);
+  history.set(built.id, (await controlPlane.listAppEvents(app.id, { limit: 100 })).items);
+  return built;
 }
+
+/** Each build's app history, newest first, as the build left it. */
+const history = new Map<string, HistoryEvent[]>();
 
 async function manifestOf(artifact: Build['artifact']) {
   const response = await fetch(`${registry.url}/v2/${artifact?.repository}/manifests/${artifact?.digest}`, {
@@ -191,6 +197,8 @@ describe('build workflow, run locally', () => {
     );
     expect(built).toMatchObject({ status: 'succeeded', sourceRevision: repo.commit });
     const manifest = await manifestOf(built.artifact);
+    const skopeo = await skopeoDigest(built.artifact);
+    if (skopeo) expect(skopeo).toBe(built.artifact?.digest);
     expect(manifest.artifactType).toBe('application/vnd.ferry.terraform.module.v1');
     expect(manifest.config.mediaType).toBe('application/vnd.ferry.terraform.config.v1+json');
     expect(manifest.layers[0].mediaType).toBe('application/vnd.ferry.terraform.module.v1.tar+gzip');
@@ -288,9 +296,23 @@ describe('build workflow, run locally', () => {
       return;
     }
     expect(keepFailures(built)).toBe('succeeded');
-    expect(built.sourceRevision).toMatch(/^[a-f0-9]{40}$/);
+    expect(built.sourceRevision).toBe(
+      execFileSync('git', ['-C', repo.path, 'rev-parse', 'HEAD'], { encoding: 'utf8' }).trim(),
+    );
     const manifest = await manifestOf(built.artifact);
     expect(manifest.layers.length).toBeGreaterThan(0);
+    const skopeo = await skopeoDigest(built.artifact);
+    if (skopeo) expect(skopeo).toBe(built.artifact?.digest);
+  });
+
+  it("fails a Dockerfile that does not build, with buildah's reason and no artifact", async () => {
+    const repo = gitRepo(`docker-broken-${Date.now()}`, {
+      Dockerfile: 'FROM scratch\nCOPY not-in-the-repo /x\n',
+    });
+    const failed = await build({ type: 'dockerfile', source: { repo: repo.path } });
+    expect(failed).toMatchObject({ status: 'failed', failure: { step: 'BUILD' } });
+    expect(failed.failure?.message).toMatch(hasBinary('buildah') ? /not-in-the-repo/ : /buildah/);
+    expect(failed.artifact).toBeUndefined();
   });
 });
 
@@ -327,6 +349,15 @@ describe('build workflow faults', () => {
       expect(failed.failure?.message).toMatch(reason);
       expect(failed.artifact).toBeUndefined();
       expect(failed.logsUrl).toMatch(/^file:\/\//);
+      // History shows every step, the failing one with its reason.
+      expect(history.get(failed.id)?.map((event) => event.type)).toEqual([
+        'build.failed',
+        'build.started',
+        'build.queued',
+        'component.created',
+        'app.created',
+      ]);
+      expect(history.get(failed.id)?.[0].data).toMatchObject({ failure: { step: failed.failure?.step } });
     },
   );
 
