@@ -18,6 +18,14 @@ export const keys = {
   eventPrefix: 'EVENT#',
   idempotency: (scope: string, key: string): Key => ({ pk: `IDEMPOTENCY#${scope}`, sk: `KEY#${key}` }),
   build: (buildId: string): Key => ({ pk: `BUILD#${buildId}`, sk: 'BUILD' }),
+  /** One deploy at a time per install: held by a release or an execution until released or expired. */
+  installLock: (installId: string): Key => ({ pk: `INSTALL#${installId}`, sk: 'LOCK' }),
+  /** What is deployed of one component in one install. */
+  deployedComponent: (installId: string, component: string): Key => ({
+    pk: `INSTALL#${installId}`,
+    sk: `DEPLOYED#${component}`,
+  }),
+  deployedPrefix: 'DEPLOYED#',
 } as const;
 
 /** Partitions of the gsi1 index. */
