@@ -1,0 +1,269 @@
+/**
+ * The deploy-install workflow's steps (stepfunctions/deploy-install.asl.json): lock the install,
+ * order its components by their graph, deploy each (sync its artifact into the install, render its
+ * templates from install inputs and upstream outputs, apply it, record what was deployed), and
+ * unlock. A failed component stops its dependants; independent components keep going.
+ */
+import type { Build, Builds } from '../domain/builds';
+import type { Component, ControlPlane, Install } from '../domain/control-plane';
+import type { Deployments } from '../domain/deployments';
+import type { InstallLock } from '../domain/install-lock';
+import type { StateStore } from '../domain/state-store';
+import type { RenderContext } from '../domain/templates';
+import type { SyncSteps } from '../sync/steps';
+import { planDeploy, renderForInstall } from './plan';
+import type { Platform } from './platform';
+
+export const DEPLOY_ACTOR = 'workflow:deploy-install';
+/** A deploy holds its install at most this long; a crashed one is taken over after it. */
+export const LOCK_SECONDS = 3 * 60 * 60;
+
+export interface DeployInput {
+  readonly installId: string;
+  /** Names this deploy: the lock's owner, the release the install's records point at. */
+  readonly deployId: string;
+  /** The build to deploy per component; a component not named deploys its latest successful build. */
+  readonly builds?: Readonly<Record<string, string>>;
+}
+
+export interface PlannedLevelItem {
+  readonly component: string;
+  readonly buildId: string;
+}
+
+export interface ComponentOutcome {
+  readonly component: string;
+  readonly status: 'deployed' | 'failed' | 'skipped';
+  readonly cause?: string;
+}
+
+export interface DeployStepsOptions {
+  readonly controlPlane: ControlPlane;
+  readonly builds: Builds;
+  readonly deployments: Deployments;
+  readonly lock: InstallLock;
+  readonly store: StateStore;
+  readonly sync: SyncSteps;
+  readonly platform: Platform;
+}
+
+class StepFailure extends Error {
+  constructor(
+    readonly step: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export class DeploySteps {
+  constructor(private readonly options: DeployStepsOptions) {}
+
+  async lock(input: DeployInput): Promise<{ lockedUntil: number }> {
+    const held = await this.options.lock.acquire(input.installId, input.deployId, LOCK_SECONDS);
+    return { lockedUntil: held.expiresAt };
+  }
+
+  /** The components in levels, each with the build it deploys; refuses components without a build. */
+  async plan(input: DeployInput): Promise<{ levels: PlannedLevelItem[][] }> {
+    const install = await this.options.controlPlane.getInstall(input.installId);
+    const components = await this.components(install.appId);
+    const chosen = new Map<string, string>();
+    const missing: string[] = [];
+    for (const component of components) {
+      const buildId =
+        input.builds?.[component.name] ?? (await this.latestSucceeded(install.appId, component.name));
+      if (buildId) chosen.set(component.name, buildId);
+      else missing.push(component.name);
+    }
+    if (missing.length > 0) {
+      throw new StepFailure(
+        'plan',
+        `no successful build to deploy for ${missing.join(', ')}; build them first`,
+      );
+    }
+    const { levels } = planDeploy(components);
+    return {
+      levels: levels.map((level) =>
+        level.map((name) => ({ component: name, buildId: chosen.get(name) ?? '' })),
+      ),
+    };
+  }
+
+  /** Deploys one component; never throws, so its level finishes: the outcome says what happened. */
+  async deployComponent(input: DeployInput & PlannedLevelItem): Promise<ComponentOutcome> {
+    const install = await this.options.controlPlane.getInstall(input.installId);
+    const component = await this.options.controlPlane.getComponent(install.appId, input.component);
+    const deployed = new Map(
+      (await this.options.deployments.list(install.id))
+        .filter((record) => record.releaseId === input.deployId)
+        .map((record) => [record.component, record]),
+    );
+    const blocked = component.dependencies.filter((name) => deployed.get(name)?.status !== 'deployed');
+    if (blocked.length > 0) {
+      const cause = `not deployed because ${blocked.join(', ')} did not deploy in ${input.deployId}`;
+      await this.options.deployments.record(
+        install.id,
+        install.appId,
+        component.name,
+        {
+          status: 'skipped',
+          buildId: input.buildId,
+          releaseId: input.deployId,
+          error: this.errorOf(install, 'dependencies', cause),
+        },
+        DEPLOY_ACTOR,
+      );
+      return { component: component.name, status: 'skipped', cause };
+    }
+    let step = 'sync';
+    try {
+      const build = await this.options.builds.get(input.buildId);
+      const artifact = await this.syncArtifact(install, build, input.deployId);
+      step = 'render';
+      const spec = renderForInstall(component.spec, await this.renderContext(install, deployed));
+      step = 'apply';
+      const result = await this.options.platform.apply({
+        install,
+        deployId: input.deployId,
+        component: component.name,
+        spec,
+        artifact,
+      });
+      await this.options.deployments.record(
+        install.id,
+        install.appId,
+        component.name,
+        {
+          status: 'deployed',
+          buildId: build.id,
+          digest: artifact.digest,
+          outputs: {
+            ...result.outputs,
+            ...(artifact.digest && { 'image.uri': artifact.uri, 'image.digest': artifact.digest }),
+          },
+          sensitiveOutputs: result.sensitiveOutputs,
+          releaseId: input.deployId,
+        },
+        DEPLOY_ACTOR,
+      );
+      return { component: component.name, status: 'deployed' };
+    } catch (error) {
+      const cause = (error as Error).message;
+      await this.options.deployments.record(
+        install.id,
+        install.appId,
+        component.name,
+        {
+          status: 'failed',
+          buildId: input.buildId,
+          releaseId: input.deployId,
+          error: this.errorOf(install, step, cause),
+        },
+        DEPLOY_ACTOR,
+      );
+      return { component: component.name, status: 'failed', cause: `${step}: ${cause}` };
+    }
+  }
+
+  /** Releases the install and records how the deploy ended. */
+  async unlock(
+    input: DeployInput & { outcomes?: ComponentOutcome[][]; error?: { Error?: string; Cause?: string } },
+  ) {
+    const install = await this.options.controlPlane.getInstall(input.installId);
+    const outcomes = (input.outcomes ?? []).flat();
+    const count = (status: ComponentOutcome['status']) =>
+      outcomes.filter((outcome) => outcome.status === status).length;
+    const summary = { deployed: count('deployed'), failed: count('failed'), skipped: count('skipped') };
+    const released = await this.options.lock.release(install.id, input.deployId);
+    const failedBeforeDeploying = input.error !== undefined;
+    const ok = !failedBeforeDeploying && summary.failed === 0 && summary.skipped === 0;
+    const message = failedBeforeDeploying
+      ? `deploy ${input.deployId} failed before deploying: ${input.error?.Cause ?? input.error?.Error}`
+      : `deploy ${input.deployId} ${ok ? 'succeeded' : 'failed'}: ${summary.deployed} deployed, ${summary.failed} failed, ${summary.skipped} skipped`;
+    await this.options.store.appendEvent({
+      appId: install.appId,
+      installId: install.id,
+      type: ok ? 'install.deployed' : 'install.deploy-failed',
+      actor: DEPLOY_ACTOR,
+      message,
+      data: {
+        deployId: input.deployId,
+        ...summary,
+        failures: outcomes.filter((o) => o.status !== 'deployed'),
+      },
+    });
+    return { ...summary, ok, released, message };
+  }
+
+  private async syncArtifact(
+    install: Install,
+    build: Build,
+    deployId: string,
+  ): Promise<{ uri: string; digest?: string; chart?: { repo: string; name: string; version: string } }> {
+    if (build.artifact?.chart) return { uri: build.artifact.uri, chart: build.artifact.chart };
+    const input = { installId: install.id, buildId: build.id, releaseId: deployId };
+    const plan = await this.options.sync.plan(input);
+    const copied = [];
+    for (const blob of plan.blobs) {
+      copied.push(
+        await this.options.sync.copyBlob({
+          ...input,
+          sourceRepository: plan.source.repository,
+          destinationRepository: plan.destination.repository,
+          blob,
+        }),
+      );
+    }
+    const summary = await this.options.sync.finish({ ...input, plan, copied });
+    return { uri: summary.destination, digest: summary.digest };
+  }
+
+  private async renderContext(
+    install: Install,
+    deployed: ReadonlyMap<string, { outputs: Record<string, string> }>,
+  ): Promise<RenderContext> {
+    const app = await this.options.controlPlane.getApp(install.appId);
+    const inputs: Record<string, string> = {};
+    for (const input of app.inputs) if (input.default !== undefined) inputs[input.name] = input.default;
+    Object.assign(inputs, install.inputs);
+    const components: Record<
+      string,
+      { outputs: Record<string, string>; image?: { uri: string; digest: string } }
+    > = {};
+    for (const [name, record] of deployed) {
+      const { 'image.uri': uri, 'image.digest': digest, ...outputs } = record.outputs;
+      components[name] = { outputs, ...(uri && digest && { image: { uri, digest } }) };
+    }
+    return {
+      install: { id: install.id, accountId: install.accountId, region: install.region, inputs },
+      components,
+    };
+  }
+
+  private errorOf(install: Install, step: string, cause: string) {
+    return { step, account: install.accountId, region: install.region, cause };
+  }
+
+  private async components(appId: string): Promise<Component[]> {
+    const all: Component[] = [];
+    let nextToken: string | undefined;
+    do {
+      const page = await this.options.controlPlane.listComponents(appId, { limit: 100, nextToken });
+      all.push(...page.items);
+      nextToken = page.nextToken;
+    } while (nextToken);
+    return all;
+  }
+
+  private async latestSucceeded(appId: string, component: string): Promise<string | undefined> {
+    let nextToken: string | undefined;
+    do {
+      const page = await this.options.builds.listForComponent(appId, component, { limit: 50, nextToken });
+      const found = page.items.find((build) => build.status === 'succeeded');
+      if (found) return found.id;
+      nextToken = page.nextToken;
+    } while (nextToken);
+    return undefined;
+  }
+}

@@ -1,0 +1,370 @@
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DeploySteps } from '../../lambda/deploy/steps';
+import { Deployments } from '../../lambda/domain/deployments';
+import { InstallLock } from '../../lambda/domain/install-lock';
+import type { ComponentSpec } from '../../lambda/domain/schemas';
+import { StateStore } from '../../lambda/domain/state-store';
+import { pushArtifact } from '../../lambda/oci/artifact';
+import { RegistryClient } from '../../lambda/oci/client';
+import { packageHelmChart } from '../../lambda/packaging/helm';
+import { packageTerraformModule } from '../../lambda/packaging/terraform';
+import { SyncSteps } from '../../lambda/sync/steps';
+import { type LocalDynamoDb, startDynamoDb } from '../../local/dynamodb';
+import { LocalInstallAccess, localInstallPrefix } from '../../local/install-access';
+import { LocalPlatform } from '../../local/platform';
+import { type LocalRegistry, startRegistry } from '../../local/registry';
+import { runWorkflow } from '../../local/stepfunctions';
+import { freshDomain } from '../support/control-plane';
+
+const hasBinary = (name: string) => {
+  try {
+    execFileSync(name, ['version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+let dynamo: LocalDynamoDb;
+let tenantRegistry: LocalRegistry;
+let installRegistry: LocalRegistry;
+const root = mkdtempSync(join(tmpdir(), 'ferry-deploy-'));
+
+beforeAll(async () => {
+  [dynamo, tenantRegistry, installRegistry] = await Promise.all([
+    startDynamoDb(),
+    startRegistry(),
+    startRegistry(),
+  ]);
+});
+afterAll(async () => {
+  await Promise.all([dynamo.stop(), tenantRegistry.stop(), installRegistry.stop()]);
+  rmSync(root, { recursive: true, force: true });
+});
+
+/**
+ * An app of four components and one install: `db` (terraform, which cannot apply here: there is
+ * no terraform binary), `api` (needs db's output), `web` (independent) and `site` (a chart whose
+ * values name web's image). Every component has a succeeded build in the tenant registry.
+ */
+async function shopWithBuilds() {
+  const domain = await freshDomain(dynamo);
+  const { controlPlane, builds, client, table } = domain;
+  const store = new StateStore({ client, table });
+  const app = (
+    await controlPlane.createApp(
+      { name: 'shop', inputs: [{ name: 'domain', required: true, sensitive: false }] },
+      't',
+    )
+  ).value;
+  const service = (environment: Record<string, string>) => ({
+    cluster: 'main',
+    subnets: ['subnet-1'],
+    securityGroups: [],
+    cpu: 256,
+    memory: 512,
+    port: 8080,
+    desiredCount: 1,
+    assignPublicIp: false,
+    environment,
+  });
+  const specs: Record<string, ComponentSpec> = {
+    db: {
+      type: 'terraform',
+      source: { repo: '/src', ref: 'main', path: 'db' },
+      terraformVersion: '1.9.8',
+      variables: { name: '{{ install.id }}' },
+      environment: {},
+      dependsOn: [],
+    },
+    api: {
+      type: 'image',
+      image: { uri: 'docker.io/acme/api:1' },
+      service: service({ DB: '{{ components.db.outputs.endpoint }}' }),
+      dependsOn: [],
+    },
+    web: {
+      type: 'image',
+      image: { uri: 'docker.io/acme/web:1' },
+      service: service({ DOMAIN: '{{ install.inputs.domain }}', REGION: '{{ install.region }}' }),
+      dependsOn: [],
+    },
+    site: {
+      type: 'helm',
+      chart: { kind: 'source', source: { repo: '/src', ref: 'main', path: 'chart' } },
+      values: { image: '{{ components.web.image.uri }}', digest: '{{ components.web.image.digest }}' },
+      valuesFiles: [],
+      namespace: 'shop',
+      dependsOn: [],
+    },
+    hook: {
+      type: 'custom',
+      plugin: {
+        image: 'ghcr.io/acme/hook:1',
+        build: { commands: ['true'], environment: {} },
+        deploy: { commands: ['echo "the hook refused: quota exceeded" >&2; exit 3'], environment: {} },
+      },
+      dependsOn: [],
+    },
+    after: { type: 'image', image: { uri: 'docker.io/acme/after:1' }, dependsOn: ['hook'] },
+  };
+  for (const name of ['db', 'web', 'api', 'site', 'hook', 'after']) {
+    await controlPlane.putComponent(app.id, name, specs[name], 't');
+  }
+  const install = (
+    await controlPlane.createInstall(
+      app.id,
+      { accountId: '111122223333', region: 'eu-west-1', inputs: { domain: 'shop.example.com' } },
+      't',
+    )
+  ).value;
+
+  const tenant = new RegistryClient({ registry: tenantRegistry.host, insecure: true });
+  const chartDir = join(root, `chart-${app.id}`);
+  mkdirSync(join(chartDir, 'templates'), { recursive: true });
+  writeFileSync(join(chartDir, 'Chart.yaml'), 'apiVersion: v2\nname: site\nversion: 0.1.0\n');
+  writeFileSync(join(chartDir, 'templates', 'deploy.yaml'), 'kind: Deployment\n');
+  const chart = await packageHelmChart(chartDir);
+  const moduleDir = join(root, `module-${app.id}`);
+  mkdirSync(moduleDir, { recursive: true });
+  writeFileSync(
+    join(moduleDir, 'main.tf'),
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: Terraform interpolation, not JavaScript
+    'variable "name" {}\noutput "endpoint" { value = "db.${var.name}.internal" }\n',
+  );
+  const module = await packageTerraformModule(moduleDir);
+  const artifactOf = (name: string) => {
+    if (name === 'db') {
+      return {
+        artifactType: module.artifactType,
+        config: { mediaType: module.configMediaType, bytes: module.configBytes },
+        layers: [{ mediaType: module.layerMediaType, bytes: module.layerBytes }],
+      };
+    }
+    if (name === 'site') {
+      return {
+        config: { mediaType: chart.configMediaType, bytes: chart.configBytes },
+        layers: [{ mediaType: chart.layerMediaType, bytes: chart.layerBytes }],
+      };
+    }
+    const config = Buffer.from(
+      JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, name }),
+    );
+    return {
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', bytes: config },
+      layers: [
+        {
+          mediaType: 'application/vnd.oci.image.layer.v1.tar',
+          bytes: Buffer.from(`layer of ${name} ${app.id}`),
+        },
+      ],
+    };
+  };
+  const buildIds: Record<string, string> = {};
+  for (const name of Object.keys(specs)) {
+    const requested = (
+      await builds.request(
+        { appId: app.id, appName: app.name, component: name, componentVersion: 1, spec: specs[name] },
+        't',
+      )
+    ).value;
+    const repository = `ferry-acme/shop/${name}`;
+    const pushed = await pushArtifact(tenant, repository, requested.id, artifactOf(name));
+    await builds.markRunning(requested.id, 't');
+    await builds.recordSuccess(
+      requested.id,
+      {
+        artifact: {
+          uri: `${tenantRegistry.host}/${repository}@${pushed.digest}`,
+          registry: tenantRegistry.host,
+          repository,
+          tag: requested.id,
+          digest: pushed.digest,
+          size: pushed.size,
+          mediaType: pushed.mediaType,
+        },
+      },
+      't',
+    );
+    buildIds[name] = requested.id;
+  }
+  const deployments = new Deployments(store);
+  const lock = new InstallLock(store);
+  const steps = new DeploySteps({
+    controlPlane,
+    builds,
+    deployments,
+    lock,
+    store,
+    sync: new SyncSteps({
+      controlPlane,
+      builds,
+      store,
+      tenantRegistry: async () => tenant,
+      access: new LocalInstallAccess(installRegistry.host),
+      destinationPrefix: localInstallPrefix,
+    }),
+    platform: new LocalPlatform(join(root, 'platform')),
+  });
+  return { ...domain, app, install, buildIds, deployments, lock, steps, store };
+}
+
+function deploy(
+  steps: DeploySteps,
+  input: { installId: string; deployId: string; builds: Record<string, string> },
+) {
+  return runWorkflow('deploy-install', input, {
+    tasks: {
+      LockInstall: (i) => steps.lock(i),
+      PlanDeploy: (i) => steps.plan(i),
+      DeployComponent: (i) => steps.deployComponent(i),
+      UnlockInstall: (i) => steps.unlock(i),
+      UnlockAfterError: (i) => steps.unlock(i),
+    },
+  });
+}
+
+describe('deploy-install workflow, run locally', () => {
+  it('deploys level by level, stops the dependants of a failure, keeps the rest, and explains it all', async () => {
+    const shop = await shopWithBuilds();
+    const result = await deploy(shop.steps, {
+      installId: shop.install.id,
+      deployId: 'rel_01one',
+      builds: {},
+    });
+
+    const terraform = hasBinary('terraform');
+    expect(result.status).toBe('FAILED');
+    expect(result.error).toBe('DeployFailed');
+    expect(result.cause).toBe(
+      terraform
+        ? 'deploy rel_01one failed: 4 deployed, 1 failed, 1 skipped'
+        : 'deploy rel_01one failed: 2 deployed, 2 failed, 2 skipped',
+    );
+
+    const records = Object.fromEntries(
+      (await shop.deployments.list(shop.install.id)).map((record) => [record.component, record]),
+    );
+    // A failure is recorded with the step, the account, the region and the cause…
+    expect(records.hook).toMatchObject({
+      status: 'failed',
+      buildId: shop.buildIds.hook,
+      error: {
+        step: 'apply',
+        account: '111122223333',
+        region: 'eu-west-1',
+        cause: expect.stringContaining('quota exceeded'),
+      },
+    });
+    // …and stops its dependants, while independent components keep going.
+    expect(records.after).toMatchObject({
+      status: 'skipped',
+      error: { step: 'dependencies', cause: expect.stringContaining('hook did not deploy') },
+    });
+    if (terraform) {
+      // Terraform ran for real: its output fed the api's environment.
+      expect(records.db).toMatchObject({
+        status: 'deployed',
+        outputs: { endpoint: `db.${shop.install.id}.internal` },
+      });
+      expect(records.api).toMatchObject({ status: 'deployed' });
+      const api = JSON.parse(
+        readFileSync(join(root, 'platform', shop.install.id, 'api', 'task-definition.json'), 'utf8'),
+      );
+      expect(api.containerDefinitions[0].environment).toEqual([
+        { name: 'DB', value: `db.${shop.install.id}.internal` },
+      ]);
+    } else {
+      expect(records.db).toMatchObject({
+        status: 'failed',
+        error: { step: 'apply', cause: expect.stringContaining('terraform is not on PATH') },
+      });
+      expect(records.api).toMatchObject({ status: 'skipped' });
+    }
+    expect(records.web).toMatchObject({
+      status: 'deployed',
+      releaseId: 'rel_01one',
+      digest: expect.stringMatching(/^sha256:/),
+    });
+    expect(records.site).toMatchObject({ status: 'deployed' });
+
+    // What was applied: the web service runs the synced digest with rendered templates.
+    const platform = join(root, 'platform', shop.install.id);
+    const taskDefinition = JSON.parse(readFileSync(join(platform, 'web', 'task-definition.json'), 'utf8'));
+    const webImage = `${installRegistry.host}/installs/${shop.install.id}/shop/web@${records.web.digest}`;
+    expect(taskDefinition.containerDefinitions[0]).toMatchObject({
+      image: webImage,
+      environment: [
+        { name: 'DOMAIN', value: 'shop.example.com' },
+        { name: 'REGION', value: 'eu-west-1' },
+      ],
+      portMappings: [{ containerPort: 8080 }],
+    });
+    expect(JSON.parse(readFileSync(join(platform, 'site', 'values.json'), 'utf8'))).toEqual({
+      image: webImage,
+      digest: records.web.digest,
+    });
+    expect(JSON.parse(readFileSync(join(platform, 'db', 'terraform.tfvars.json'), 'utf8'))).toEqual({
+      name: shop.install.id,
+    });
+
+    // The artifact really is in the install's registry, tagged for the release.
+    const tagged = await fetch(
+      `${installRegistry.url}/v2/installs/${shop.install.id}/shop/web/manifests/rel_01one`,
+      {
+        headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
+      },
+    );
+    expect(tagged.headers.get('docker-content-digest')).toBe(records.web.digest);
+
+    const history = (await shop.controlPlane.listInstallEvents(shop.install.id, { limit: 50 })).items.map(
+      (event) => event.type,
+    );
+    expect(history[0]).toBe('install.deploy-failed');
+    expect(history).toEqual(
+      expect.arrayContaining([
+        'component.deploy-failed',
+        'component.skipped',
+        'component.deployed',
+        'artifact.synced',
+      ]),
+    );
+    // The lock is released: another deploy may start.
+    expect(await shop.lock.holder(shop.install.id)).toBeUndefined();
+  });
+
+  it('refuses a deploy while another holds the install, deploying nothing', async () => {
+    const shop = await shopWithBuilds();
+    await shop.lock.acquire(shop.install.id, 'rel_other', 600);
+    const result = await deploy(shop.steps, {
+      installId: shop.install.id,
+      deployId: 'rel_02two',
+      builds: {},
+    });
+    expect(result).toMatchObject({ status: 'FAILED', error: 'DeployRefused' });
+    expect(result.cause).toMatch(/is being deployed by rel_other/);
+    expect(await shop.deployments.list(shop.install.id)).toEqual([]);
+    expect((await shop.lock.holder(shop.install.id))?.owner).toBe('rel_other');
+  });
+
+  it('fails before deploying when a component has no successful build, and unlocks', async () => {
+    const shop = await shopWithBuilds();
+    await shop.controlPlane.putComponent(
+      shop.app.id,
+      'extra',
+      { type: 'image', image: { uri: 'docker.io/acme/x:1' }, dependsOn: [] },
+      't',
+    );
+    const result = await deploy(shop.steps, {
+      installId: shop.install.id,
+      deployId: 'rel_03three',
+      builds: {},
+    });
+    expect(result).toMatchObject({ status: 'FAILED', error: 'DeployFailed' });
+    expect(result.cause).toMatch(/no successful build to deploy for extra/);
+    expect(await shop.lock.holder(shop.install.id)).toBeUndefined();
+  });
+});
