@@ -9,6 +9,7 @@ import { createApiHandler } from '../lambda/api/app';
 import { BuildSteps } from '../lambda/build/steps';
 import { Builds } from '../lambda/domain/builds';
 import { ControlPlane } from '../lambda/domain/control-plane';
+import { Deployments } from '../lambda/domain/deployments';
 import { LocalSealer, loadOrCreateLocalKey } from '../lambda/domain/secrets';
 import { StateStore } from '../lambda/domain/state-store';
 import { documentClient } from '../lambda/shared/dynamo';
@@ -96,6 +97,7 @@ export async function startLocalIms(options: LocalImsOptions): Promise<LocalIms>
       buildStarter: buildRunner,
       installAccess,
       accessTemplate,
+      deployments: new Deployments(new StateStore({ client, table: LOCAL_STATE_TABLE })),
     });
     const server: LocalHttpServer = await serveProxyHandler(handler, options.port);
     started.push(server);

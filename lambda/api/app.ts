@@ -2,6 +2,7 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import type { BuildStarter } from '../build/starter';
 import type { Builds } from '../domain/builds';
 import type { ControlPlane } from '../domain/control-plane';
+import type { Deployments } from '../domain/deployments';
 import {
   ConflictError,
   DomainError,
@@ -28,6 +29,7 @@ export interface ApiDependencies {
   readonly buildStarter: BuildStarter;
   /** Reaches installs' accounts through their roles. */
   readonly installAccess: InstallAccess;
+  readonly deployments: Deployments;
   /** The customer-side template (synthesized from lib/install-access-stack.ts) and the roles it trusts. */
   readonly accessTemplate: {
     readonly template: Record<string, unknown>;

@@ -4,6 +4,7 @@ import { STSClient } from '@aws-sdk/client-sts';
 import { StepFunctionsBuildStarter } from '../build/starter';
 import { Builds } from '../domain/builds';
 import { ControlPlane } from '../domain/control-plane';
+import { Deployments } from '../domain/deployments';
 import { KmsSealer } from '../domain/secrets';
 import { StateStore } from '../domain/state-store';
 import { documentClient } from '../shared/dynamo';
@@ -23,6 +24,7 @@ export const handler: ApiHandler = createApiHandler({
     sealer: new KmsSealer(new KMSClient({}), requireEnv('TENANT_KEY_ARN')),
   }),
   builds: new Builds(new StateStore({ client, table })),
+  deployments: new Deployments(new StateStore({ client, table })),
   buildStarter: new StepFunctionsBuildStarter(new SFNClient({}), requireEnv('BUILD_STATE_MACHINE_ARN')),
   installAccess: new AwsInstallAccess({ sts: new STSClient({}), tenant: requireEnv('FERRY_TENANT') }),
   accessTemplate: {

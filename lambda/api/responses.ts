@@ -141,3 +141,28 @@ export const AccessTemplateResponse = z
     roleArn: z.string().describe('The role the stack creates, which the IMS assumes.'),
   })
   .meta({ id: 'AccessTemplate' });
+
+export const DeployedComponentsResponse = z
+  .strictObject({
+    items: z.array(
+      z.strictObject({
+        installId: z.string(),
+        appId: z.string(),
+        component: z.string(),
+        status: z.enum(['deployed', 'failed', 'skipped', 'removed']),
+        buildId: z.string().optional(),
+        digest: z.string().optional(),
+        outputs: z.record(z.string(), z.string()).describe('Non-sensitive outputs only.'),
+        sensitiveOutputs: z
+          .array(z.string())
+          .describe('Names of sensitive outputs; their values are never stored.'),
+        releaseId: z.string().optional(),
+        error: z
+          .strictObject({ step: z.string(), account: z.string(), region: z.string(), cause: z.string() })
+          .optional(),
+        actor: z.string(),
+        updatedAt: Timestamp,
+      }),
+    ),
+  })
+  .meta({ id: 'DeployedComponents' });

@@ -6,6 +6,7 @@ import type { z } from 'zod';
 import type { BuildStarter } from '../build/starter';
 import type { Builds } from '../domain/builds';
 import type { ControlPlane } from '../domain/control-plane';
+import type { Deployments } from '../domain/deployments';
 import {
   ComponentSpec,
   CreateAppRequest,
@@ -31,6 +32,7 @@ import {
   AppResponse,
   BuildResponse,
   ComponentResponse,
+  DeployedComponentsResponse,
   EventResponse,
   HealthResponse,
   InstallResponse,
@@ -42,6 +44,7 @@ export interface RouteContext {
   readonly builds: Builds;
   readonly buildStarter: BuildStarter;
   readonly installAccess: InstallAccess;
+  readonly deployments: Deployments;
   readonly accessTemplate: {
     readonly template: Record<string, unknown>;
     readonly trustedRoleArns: readonly string[];
@@ -392,6 +395,21 @@ export const ROUTES: readonly RouteDefinition[] = [
     handle: async (request, { controlPlane }) => {
       const install = await controlPlane.getInstall(request.params[InstallId]);
       return { body: install, version: install.version };
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/installs/{installId}/components',
+    operationId: 'listDeployedComponents',
+    summary:
+      'What is deployed in an install: per component its build, digest, non-sensitive outputs, status and when',
+    tag: 'installs',
+    response: DeployedComponentsResponse,
+    status: 200,
+    errors: [404],
+    handle: async (request, { controlPlane, deployments }) => {
+      const install = await controlPlane.getInstall(request.params[InstallId]);
+      return { body: { items: await deployments.list(install.id) } };
     },
   },
   {

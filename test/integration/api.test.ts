@@ -17,14 +17,22 @@ afterAll(async () => {
 
 /** A fresh API on its own table, and a way to read every item it holds. */
 async function freshApi() {
-  const { controlPlane, builds, buildStarter, installAccess, accessTemplate, table } =
+  const { controlPlane, builds, buildStarter, installAccess, accessTemplate, deployments, table } =
     await freshDomain(dynamo);
   const call = apiClient(
-    createApiHandler({ tenant: 'acme', controlPlane, builds, buildStarter, installAccess, accessTemplate }),
+    createApiHandler({
+      tenant: 'acme',
+      controlPlane,
+      builds,
+      buildStarter,
+      installAccess,
+      accessTemplate,
+      deployments,
+    }),
   );
   const items = async () =>
     (await documentClient(dynamo.clientConfig).send(new ScanCommand({ TableName: table }))).Items ?? [];
-  return { call, items, buildStarter, installAccess };
+  return { call, items, buildStarter, installAccess, deployments };
 }
 
 const image = (extra: Record<string, unknown> = {}) => ({
@@ -677,6 +685,45 @@ describe('install access template', () => {
     });
     expect(response.body.template.Parameters.ExternalId.Default).toBe(install.externalId);
     expect((await call('GET', '/v1/installs/inst_nope/access-template')).status).toBe(404);
+  });
+});
+
+describe('deployed components', () => {
+  it('shows what is deployed in an install, sensitive output values never included', async () => {
+    const { call, deployments } = await freshApi();
+    const app = (await call('POST', '/v1/apps', { body: { name: 'shop' } })).body;
+    const install = (
+      await call('POST', `/v1/apps/${app.id}/installs`, {
+        body: { accountId: '111122223333', region: 'eu-west-1' },
+      })
+    ).body;
+    expect((await call('GET', `/v1/installs/${install.id}/components`)).body).toEqual({ items: [] });
+    await deployments.record(
+      install.id,
+      app.id,
+      'db',
+      {
+        status: 'deployed',
+        buildId: 'build_1',
+        digest: `sha256:${'a'.repeat(64)}`,
+        outputs: { endpoint: 'db.internal', password: 'hunter2' },
+        sensitiveOutputs: ['password'],
+        releaseId: 'rel_1',
+      },
+      'workflow:deploy-install',
+    );
+    const listed = await call('GET', `/v1/installs/${install.id}/components`);
+    expect(listed.status).toBe(200);
+    expect(listed.body.items).toEqual([
+      expect.objectContaining({
+        component: 'db',
+        status: 'deployed',
+        outputs: { endpoint: 'db.internal' },
+        sensitiveOutputs: ['password'],
+      }),
+    ]);
+    expect(listed.raw).not.toContain('hunter2');
+    expect((await call('GET', '/v1/installs/inst_nope/components')).status).toBe(404);
   });
 });
 

@@ -3,6 +3,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { BuildStarter } from '../../lambda/build/starter';
 import { Builds } from '../../lambda/domain/builds';
 import { ControlPlane } from '../../lambda/domain/control-plane';
+import { Deployments } from '../../lambda/domain/deployments';
 import { LocalSealer } from '../../lambda/domain/secrets';
 import { StateStore } from '../../lambda/domain/state-store';
 import { documentClient } from '../../lambda/shared/dynamo';
@@ -37,6 +38,7 @@ export async function freshDomain(dynamo: LocalDynamoDb) {
     client,
     buildStarter: new RecordingStarter(),
     installAccess: new LocalInstallAccess('127.0.0.1:9'),
+    deployments: new Deployments(new StateStore({ client, table })),
     accessTemplate: {
       template: synthesizeAccessTemplate({ tenant: 'acme' }),
       trustedRoleArns: ['arn:aws:iam::123456789012:role/acme-sync'],
