@@ -13,6 +13,7 @@ import {
   Validations,
 } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
 import {
@@ -68,6 +69,8 @@ export class InstallAccessStack extends Stack {
   public readonly tenant: string;
   public readonly role: iam.Role;
   public readonly stateBucket: s3.Bucket;
+  /** The role ECS tasks of this install run with (`/ferry/ferry.<tenant>.<installId>.exec`). */
+  public readonly taskExecutionRole: iam.Role;
 
   constructor(scope: Construct, id: string, props: InstallAccessStackProps) {
     super(scope, id, {
@@ -237,6 +240,38 @@ export class InstallAccessStack extends Stack {
         'The empty default of PermissionsBoundaryArn is never used: HasPermissionsBoundary then drops it.',
     });
 
+    // What ECS tasks of this install run with: pull the synced images, write their logs.
+    const containerLogs = new logs.LogGroup(this, 'ContainerLogs', {
+      logGroupName: Fn.join('', ['/ferry/', installId.valueAsString]),
+      retention: logs.RetentionDays.THREE_MONTHS,
+    });
+    this.taskExecutionRole = new iam.Role(this, 'TaskExecutionRole', {
+      roleName: Fn.join('', [`${installRoleName(this.tenant, '')}`, installId.valueAsString, '.exec']),
+      path: '/ferry/',
+      assumedBy: new iam.ServicePrincipal('ecs-tasks.amazonaws.com'),
+      description: 'Ferry: ECS task execution role of this install (image pulls, logs)',
+      inlinePolicies: {
+        PullAndLog: new iam.PolicyDocument({
+          statements: [
+            new iam.PolicyStatement({ actions: ['ecr:GetAuthorizationToken'], resources: ['*'] }),
+            new iam.PolicyStatement({
+              actions: ['ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer', 'ecr:BatchCheckLayerAvailability'],
+              resources: [arn('ecr', `repository/${repositoryPrefix.valueAsString}/*`)],
+            }),
+            new iam.PolicyStatement({
+              actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+              resources: [`${containerLogs.logGroupArn}`],
+            }),
+          ],
+        }),
+      },
+    });
+
+    new CfnOutput(this, 'TaskExecutionRoleArn', {
+      value: this.taskExecutionRole.roleArn,
+      description: "The role this install's ECS tasks pull images and write logs with",
+    });
+    new CfnOutput(this, 'ContainerLogGroup', { value: containerLogs.logGroupName });
     new CfnOutput(this, 'RoleArn', {
       value: this.role.roleArn,
       description: 'The role the IMS assumes (with the ExternalId) to deploy this install',

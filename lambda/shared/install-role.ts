@@ -27,3 +27,13 @@ export function sessionNameFor(purpose: string): string {
   const cleaned = `ferry-${purpose}`.replace(/[^\w+=,.@-]/g, '-');
   return cleaned.slice(0, 64);
 }
+
+/** The role the install's ECS tasks run with, created by the access template under the `/ferry/` path. */
+export function taskExecutionRoleArn(
+  accountId: string,
+  tenant: string,
+  installId: string,
+  partition = 'aws',
+): string {
+  return `arn:${partition}:iam::${accountId}:role/ferry/${installRoleName(tenant, installId)}.exec`;
+}

@@ -79,15 +79,23 @@ export class AwsInstallAccess implements InstallAccess {
     return { roleArn: this.roleArnOf(install) };
   }
 
-  async openRegistry(install: InstallTarget, sessionName: string): Promise<InstallRegistry> {
+  /** Credentials of the install's role, for an AWS SDK client of this task only. */
+  async credentialsFor(
+    install: InstallTarget,
+    sessionName: string,
+  ): Promise<{ accessKeyId: string; secretAccessKey: string; sessionToken?: string }> {
     const credentials = await this.assume(install, sessionName);
+    return {
+      accessKeyId: credentials.AccessKeyId,
+      secretAccessKey: credentials.SecretAccessKey,
+      sessionToken: credentials.SessionToken,
+    };
+  }
+
+  async openRegistry(install: InstallTarget, sessionName: string): Promise<InstallRegistry> {
     const ecr = new ECRClient({
       region: install.region,
-      credentials: {
-        accessKeyId: credentials.AccessKeyId,
-        secretAccessKey: credentials.SecretAccessKey,
-        sessionToken: credentials.SessionToken,
-      },
+      credentials: await this.credentialsFor(install, sessionName),
     });
     const host = `${install.accountId}.dkr.ecr.${install.region}.amazonaws.com${install.region.startsWith('cn-') ? '.cn' : ''}`;
     const client = await ecrRegistry(ecr, host);

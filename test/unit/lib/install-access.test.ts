@@ -11,7 +11,9 @@ describe('install access template', () => {
   const template = Template.fromJSON(json);
   const resources = json.Resources as Record<string, Resource>;
   const ofType = (type: string) => Object.entries(resources).filter(([, resource]) => resource.Type === type);
-  const [[roleId, role]] = ofType('AWS::IAM::Role');
+  const [[roleId, role]] = ofType('AWS::IAM::Role').filter(([, candidate]) =>
+    JSON.stringify(candidate.Properties.AssumeRolePolicyDocument).includes('sts:ExternalId'),
+  );
   const [[bucketId]] = ofType('AWS::S3::Bucket');
   const inlineStatements = () => {
     const policies = role.Properties.Policies as { PolicyDocument: { Statement: Statement[] } }[];
@@ -33,11 +35,25 @@ describe('install access template', () => {
     expect(JSON.stringify(json)).not.toMatch(/\d{12}/);
   });
 
-  it('creates exactly one role and one state bucket', () => {
-    expect(ofType('AWS::IAM::Role')).toHaveLength(1);
+  it('creates the access role, a task execution role and one state bucket', () => {
+    expect(ofType('AWS::IAM::Role')).toHaveLength(2);
     expect(ofType('AWS::S3::Bucket')).toHaveLength(1);
     expect(ofType('AWS::DynamoDB::Table')).toHaveLength(0);
     expect(resources[bucketId].Properties).not.toHaveProperty('BucketName');
+  });
+
+  it("gives the install's ECS tasks an execution role under /ferry/ that only ECS tasks assume", () => {
+    const [[, execution]] = ofType('AWS::IAM::Role').filter(([id]) => id !== roleId);
+    expect(execution.Properties).toMatchObject({
+      Path: '/ferry/',
+      RoleName: { 'Fn::Join': ['', ['ferry.acme.', { Ref: 'InstallId' }, '.exec']] },
+      AssumeRolePolicyDocument: {
+        Statement: [
+          { Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'ecs-tasks.amazonaws.com' } },
+        ],
+      },
+    });
+    expect(json.Outputs).toHaveProperty('TaskExecutionRoleArn');
   });
 
   it('names the role ferry.<tenant>.<InstallId>', () => {
