@@ -35,6 +35,7 @@ export class TenantStack extends Stack {
   public readonly selfCheck: Workflow;
   public readonly build: Workflow;
   public readonly sync: Workflow;
+  public readonly deployInstall: Workflow;
   public readonly installAccessPrincipals: readonly iam.IRole[];
 
   constructor(scope: Construct, id: string, props: TenantStackProps) {
@@ -149,8 +150,33 @@ export class TenantStack extends Stack {
       timeout: Duration.hours(2),
       ...common,
     });
+    // The deploy-install workflow: lock, deploy the component graph level by level, unlock.
+    const deployStepsFunction = new FerryFunction(this, 'DeployStepsFunction', {
+      entry: 'deploy/handler.ts',
+      serviceName: 'ferry-deploy',
+      encryptionKey: key,
+      timeout: Duration.minutes(15),
+      memorySize: 1024,
+      environment: {
+        ...environment,
+        REGISTRY_HOST: this.registry.registryHost,
+        INSTALL_REPOSITORY_PREFIX: 'ferry',
+      },
+      ...common,
+    });
+    this.stateTable.grantReadWrite(deployStepsFunction.function);
+    this.registry.grantPull(deployStepsFunction.function);
+    grantAssumeInstallRoles(deployStepsFunction.function, this.tenant);
+    this.deployInstall = new Workflow(this, 'DeployInstall', {
+      definitionName: 'deploy-install',
+      functions: { DeployStepsFunctionArn: deployStepsFunction.function },
+      encryptionKey: key,
+      timeout: Duration.hours(3),
+      ...common,
+    });
+
     /** The roles an install's access role must trust: the tasks that assume it. */
-    this.installAccessPrincipals = [syncStepsFunction.role, apiFunction.role];
+    this.installAccessPrincipals = [syncStepsFunction.role, deployStepsFunction.role, apiFunction.role];
     apiFunction.function.addEnvironment(
       'INSTALL_ACCESS_ROLE_ARNS',
       this.installAccessPrincipals.map((role) => role.roleArn).join(','),

@@ -238,7 +238,7 @@ describe('tenant stack', () => {
     expect(start[0].Resource).toEqual({ Ref: expect.stringMatching(/^BuildStateMachine/) });
   });
 
-  it("lets only the sync task and the API (to verify) assume installs' roles, and only this tenant's", () => {
+  it("lets only the sync and deploy tasks and the API (to verify) assume installs' roles, and only this tenant's", () => {
     const assuming = ofType('AWS::IAM::Policy').flatMap(([, policy]) =>
       (
         policy.Properties!.PolicyDocument as { Statement: { Action: unknown; Resource: unknown }[] }
@@ -248,6 +248,7 @@ describe('tenant stack', () => {
     );
     expect(assuming.map((grant) => grant.roles.match(/"(\w+?)Role[0-9A-F]{8}"/)?.[1]).sort()).toEqual([
       'ApiFunction',
+      'DeployStepsFunction',
       'SyncStepsFunction',
     ]);
     for (const grant of assuming) {
