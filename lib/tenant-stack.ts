@@ -126,23 +126,30 @@ export class TenantStack extends Stack {
     apiFunction.function.addEnvironment('BUILD_STATE_MACHINE_ARN', this.build.stateMachine.stateMachineArn);
     this.build.stateMachine.grantStartExecution(apiFunction.function);
 
+    // The tasks that reach installs' accounts: the tenant state, pulls from the tenant registry,
+    // and this tenant's install roles; nothing else.
+    const installTask = (id: string, entry: string, serviceName: string) => {
+      const task = new FerryFunction(this, id, {
+        entry,
+        serviceName,
+        encryptionKey: key,
+        timeout: Duration.minutes(15),
+        memorySize: 1024,
+        environment: {
+          ...environment,
+          REGISTRY_HOST: this.registry.registryHost,
+          INSTALL_REPOSITORY_PREFIX: 'ferry',
+        },
+        ...common,
+      });
+      this.stateTable.grantReadWrite(task.function);
+      this.registry.grantPull(task.function);
+      grantAssumeInstallRoles(task.function, this.tenant);
+      return task;
+    };
+
     // The sync workflow: copy a build's artifact into an install's registry through its role.
-    const syncStepsFunction = new FerryFunction(this, 'SyncStepsFunction', {
-      entry: 'sync/handler.ts',
-      serviceName: 'ferry-sync',
-      encryptionKey: key,
-      timeout: Duration.minutes(15),
-      memorySize: 1024,
-      environment: {
-        ...environment,
-        REGISTRY_HOST: this.registry.registryHost,
-        INSTALL_REPOSITORY_PREFIX: 'ferry',
-      },
-      ...common,
-    });
-    this.stateTable.grantReadWrite(syncStepsFunction.function);
-    this.registry.grantPull(syncStepsFunction.function);
-    grantAssumeInstallRoles(syncStepsFunction.function, this.tenant);
+    const syncStepsFunction = installTask('SyncStepsFunction', 'sync/handler.ts', 'ferry-sync');
     this.sync = new Workflow(this, 'Sync', {
       definitionName: 'sync',
       functions: { SyncStepsFunctionArn: syncStepsFunction.function },
@@ -151,22 +158,7 @@ export class TenantStack extends Stack {
       ...common,
     });
     // The deploy-install workflow: lock, deploy the component graph level by level, unlock.
-    const deployStepsFunction = new FerryFunction(this, 'DeployStepsFunction', {
-      entry: 'deploy/handler.ts',
-      serviceName: 'ferry-deploy',
-      encryptionKey: key,
-      timeout: Duration.minutes(15),
-      memorySize: 1024,
-      environment: {
-        ...environment,
-        REGISTRY_HOST: this.registry.registryHost,
-        INSTALL_REPOSITORY_PREFIX: 'ferry',
-      },
-      ...common,
-    });
-    this.stateTable.grantReadWrite(deployStepsFunction.function);
-    this.registry.grantPull(deployStepsFunction.function);
-    grantAssumeInstallRoles(deployStepsFunction.function, this.tenant);
+    const deployStepsFunction = installTask('DeployStepsFunction', 'deploy/handler.ts', 'ferry-deploy');
     this.deployInstall = new Workflow(this, 'DeployInstall', {
       definitionName: 'deploy-install',
       functions: { DeployStepsFunctionArn: deployStepsFunction.function },
