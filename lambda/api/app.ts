@@ -1,8 +1,4 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
-import type { BuildStarter } from '../build/starter';
-import type { Builds } from '../domain/builds';
-import type { ControlPlane } from '../domain/control-plane';
-import type { Deployments } from '../domain/deployments';
 import {
   ConflictError,
   DomainError,
@@ -12,30 +8,17 @@ import {
   VersionConflictError,
 } from '../domain/errors';
 import { logger } from '../shared/logger';
-import type { InstallAccess } from '../sync/access';
 import { HttpError, type HttpRequest, type HttpResponse, json } from './http';
 import { openApiDocument } from './openapi';
 import { noQuery } from './request';
 import { Router } from './router';
-import { ROUTES, type RouteDefinition } from './routes';
+import { ROUTES, type RouteContext, type RouteDefinition } from './routes';
 
 /** The largest request body accepted (API Gateway's own limit is 10 MB). */
 export const MAX_BODY_BYTES = 256 * 1024;
 
-export interface ApiDependencies {
-  readonly tenant: string;
-  readonly controlPlane: ControlPlane;
-  readonly builds: Builds;
-  readonly buildStarter: BuildStarter;
-  /** Reaches installs' accounts through their roles. */
-  readonly installAccess: InstallAccess;
-  readonly deployments: Deployments;
-  /** The customer-side template (synthesized from lib/install-access-stack.ts) and the roles it trusts. */
-  readonly accessTemplate: {
-    readonly template: Record<string, unknown>;
-    readonly trustedRoleArns: readonly string[];
-  };
-}
+/** What the API serves from: the route table's context (tenant, domain services, install access). */
+export type ApiDependencies = RouteContext;
 
 const STATUS_OF: [new (...args: never[]) => DomainError, number][] = [
   [ValidationError, 400],

@@ -39,12 +39,15 @@ import {
   pageOf,
 } from './responses';
 
+/** What every route may use; the Lambda handler and local mode each build one. */
 export interface RouteContext {
   readonly controlPlane: ControlPlane;
   readonly builds: Builds;
   readonly buildStarter: BuildStarter;
+  /** Reaches installs' accounts through their roles. */
   readonly installAccess: InstallAccess;
   readonly deployments: Deployments;
+  /** The customer-side template (synthesized from lib/install-access-stack.ts) and the roles it trusts. */
   readonly accessTemplate: {
     readonly template: Record<string, unknown>;
     readonly trustedRoleArns: readonly string[];
