@@ -24,6 +24,7 @@ import {
   type Idempotency,
   type Item,
   StateStore,
+  type TransactItem,
 } from './state-store';
 import { gsi1, keys, type Page, type PageRequest, withoutKeys } from './store';
 import { findReferences, referencedComponents } from './templates';
@@ -341,19 +342,7 @@ export class ControlPlane {
       };
       try {
         await this.store.transact([
-          {
-            Update: {
-              TableName: this.store.table,
-              Key: keys.app(appId),
-              UpdateExpression: 'SET graphVersion = :ng, componentCount = componentCount + :inc',
-              ConditionExpression: 'attribute_exists(pk) AND graphVersion = :g',
-              ExpressionAttributeValues: {
-                ':g': graphVersion,
-                ':ng': graphVersion + 1,
-                ':inc': existing ? 0 : 1,
-              },
-            },
-          },
+          this.graphChange(appId, graphVersion, existing ? 0 : 1),
           existing
             ? this.store.put({ ...keys.component(appId, name), ...component }, 'version = :v', {
                 ':v': existing.version,
@@ -415,15 +404,7 @@ export class ControlPlane {
       }
       try {
         await this.store.transact([
-          {
-            Update: {
-              TableName: this.store.table,
-              Key: keys.app(appId),
-              UpdateExpression: 'SET graphVersion = :ng, componentCount = componentCount - :one',
-              ConditionExpression: 'attribute_exists(pk) AND graphVersion = :g',
-              ExpressionAttributeValues: { ':g': graphVersion, ':ng': graphVersion + 1, ':one': 1 },
-            },
-          },
+          this.graphChange(appId, graphVersion, -1),
           {
             Delete: {
               TableName: this.store.table,
@@ -710,6 +691,22 @@ export class ControlPlane {
         }
       }
     }
+  }
+
+  /**
+   * The app-item half of every component write: the graph must still be at the version read
+   * (else another write got there first and this one is re-validated), and moves one on.
+   */
+  private graphChange(appId: string, graphVersion: number, componentDelta: number): TransactItem {
+    return {
+      Update: {
+        TableName: this.store.table,
+        Key: keys.app(appId),
+        UpdateExpression: 'SET graphVersion = :ng, componentCount = componentCount + :delta',
+        ConditionExpression: 'attribute_exists(pk) AND graphVersion = :g',
+        ExpressionAttributeValues: { ':g': graphVersion, ':ng': graphVersion + 1, ':delta': componentDelta },
+      },
+    };
   }
 
   private async graphVersion(appId: string): Promise<number> {
