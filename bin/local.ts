@@ -18,6 +18,10 @@ async function main(): Promise<void> {
       process.stdout.write(
         `build ${buildId} ${status === 'SUCCEEDED' ? 'succeeded' : `failed: ${cause ?? ''}`}\n`,
       ),
+    onReleaseFinished: (releaseId, run) =>
+      process.stdout.write(
+        `release ${releaseId} ${run.status === 'SUCCEEDED' ? 'succeeded' : `ended: ${run.cause ?? run.error ?? ''}`}\n`,
+      ),
   });
   process.stdout.write(
     [

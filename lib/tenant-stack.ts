@@ -1,4 +1,13 @@
-import { Aws, CfnOutput, Duration, type RemovalPolicy, Stack, type StackProps, Tags } from 'aws-cdk-lib';
+import {
+  ArnFormat,
+  Aws,
+  CfnOutput,
+  Duration,
+  type RemovalPolicy,
+  Stack,
+  type StackProps,
+  Tags,
+} from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
@@ -7,7 +16,7 @@ import { synthesizeAccessTemplate } from './access-template';
 import { Api } from './api';
 import { BuildAgent } from './build-agent';
 import { FerryFunction } from './ferry-function';
-import { acknowledgeOnGrantee } from './nag';
+import { acknowledgeOnGrantee, nagEnvOf } from './nag';
 import { Registry } from './registry';
 import { StateTable } from './state-table';
 import { repositoryPrefixFor, validateTenantName } from './tenant-config';
@@ -36,6 +45,7 @@ export class TenantStack extends Stack {
   public readonly build: Workflow;
   public readonly sync: Workflow;
   public readonly deployInstall: Workflow;
+  public readonly release: Workflow;
   public readonly installAccessPrincipals: readonly iam.IRole[];
 
   constructor(scope: Construct, id: string, props: TenantStackProps) {
@@ -157,15 +167,92 @@ export class TenantStack extends Stack {
       timeout: Duration.hours(2),
       ...common,
     });
-    // The deploy-install workflow: lock, deploy the component graph level by level, unlock.
+    // The deploy-install and release workflows call each other (a release starts deploys, a deploy
+    // reports to its release), so their ARNs are built from fixed names rather than referenced.
+    const names = {
+      deployInstall: `ferry-${this.tenant}-deploy-install`,
+      release: `ferry-${this.tenant}-release`,
+    };
+    const arnOf = (resource: 'stateMachine' | 'execution', name: string) =>
+      this.formatArn({
+        service: 'states',
+        resource,
+        resourceName: name,
+        arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+      });
+    const releaseStepsFunction = new FerryFunction(this, 'ReleaseStepsFunction', {
+      entry: 'release/handler.ts',
+      serviceName: 'ferry-release',
+      encryptionKey: key,
+      // A wave may start thousands of deploys.
+      timeout: Duration.minutes(15),
+      environment: {
+        ...environment,
+        DEPLOY_INSTALL_STATE_MACHINE_ARN: arnOf('stateMachine', names.deployInstall),
+      },
+      ...common,
+    });
+    this.stateTable.grantReadWrite(releaseStepsFunction.function);
+    releaseStepsFunction.function.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['states:StartExecution'],
+        resources: [arnOf('stateMachine', names.deployInstall)],
+      }),
+    );
+    releaseStepsFunction.function.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['states:DescribeExecution'],
+        resources: [arnOf('execution', `${names.deployInstall}:*`)],
+      }),
+    );
+    releaseStepsFunction.function.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['states:SendTaskSuccess'],
+        resources: [arnOf('stateMachine', names.release)],
+      }),
+    );
+    acknowledgeOnGrantee(
+      releaseStepsFunction.function,
+      `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:${nagEnvOf(this).region}:${nagEnvOf(this).account}:execution:${names.deployInstall}:*]`,
+      "Looks up the deploy-install executions a release started (named per release and install) when a wave's time runs out.",
+    );
+
+    // The deploy-install workflow: lock, deploy the component graph level by level, unlock, report.
     const deployStepsFunction = installTask('DeployStepsFunction', 'deploy/handler.ts', 'ferry-deploy');
     this.deployInstall = new Workflow(this, 'DeployInstall', {
       definitionName: 'deploy-install',
-      functions: { DeployStepsFunctionArn: deployStepsFunction.function },
+      stateMachineName: names.deployInstall,
+      functions: {
+        DeployStepsFunctionArn: deployStepsFunction.function,
+        ReleaseStepsFunctionArn: releaseStepsFunction.function,
+      },
       encryptionKey: key,
       timeout: Duration.hours(3),
       ...common,
     });
+
+    // The release workflow: waves of deploy-install executions, one task token per wave.
+    this.release = new Workflow(this, 'Release', {
+      definitionName: 'release',
+      stateMachineName: names.release,
+      functions: { ReleaseStepsFunctionArn: releaseStepsFunction.function },
+      encryptionKey: key,
+      // Step Functions' own limit: pauses between waves may be long.
+      timeout: Duration.days(365),
+      ...common,
+    });
+    // "Continue as new": a long release hands over to a fresh execution of itself.
+    this.release.stateMachine.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['states:StartExecution'],
+        resources: [arnOf('stateMachine', names.release)],
+      }),
+    );
+    apiFunction.function.addEnvironment(
+      'RELEASE_STATE_MACHINE_ARN',
+      this.release.stateMachine.stateMachineArn,
+    );
+    this.release.stateMachine.grantStartExecution(apiFunction.function);
 
     /** The roles an install's access role must trust: the tasks that assume it. */
     this.installAccessPrincipals = [syncStepsFunction.role, deployStepsFunction.role, apiFunction.role];

@@ -25,6 +25,12 @@ export interface WorkflowProps {
   readonly removalPolicy?: RemovalPolicy;
   /** Folder the definition is read from. @default the repository's stepfunctions/ */
   readonly definitionsDir?: string;
+  /**
+   * A fixed name, for a state machine whose ARN others must know without referring to it (a
+   * function the workflow invokes and that calls back into it would otherwise be a cycle).
+   * @default a name CloudFormation generates
+   */
+  readonly stateMachineName?: string;
 }
 
 /**
@@ -57,6 +63,7 @@ export class Workflow extends Construct {
     }).logGroup;
 
     this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
+      stateMachineName: props.stateMachineName,
       comment: `Ferry workflow ${loaded.name}`,
       definitionBody: sfn.DefinitionBody.fromString(JSON.stringify(loaded.definition)),
       definitionSubstitutions: {

@@ -9,9 +9,9 @@ import { createApiHandler } from '../lambda/api/app';
 import { BuildSteps } from '../lambda/build/steps';
 import { Builds } from '../lambda/domain/builds';
 import { ControlPlane } from '../lambda/domain/control-plane';
-import { Deployments } from '../lambda/domain/deployments';
 import { LocalSealer, loadOrCreateLocalKey } from '../lambda/domain/secrets';
 import { StateStore } from '../lambda/domain/state-store';
+import { RegistryClient } from '../lambda/oci/client';
 import { documentClient } from '../lambda/shared/dynamo';
 import { synthesizeAccessTemplate } from '../lib/access-template';
 import { repositoryPrefixFor } from '../lib/tenant-config';
@@ -20,7 +20,10 @@ import { LocalBuildRunner } from './builds';
 import { ensureStateTable, type LocalDynamoDb, startDynamoDb } from './dynamodb';
 import { type LocalHttpServer, serveProxyHandler } from './http-adapter';
 import { LocalInstallAccess } from './install-access';
+import { LocalPlatform } from './platform';
 import { type LocalRegistry, startRegistry } from './registry';
+import { localReleaseRuntime } from './releases';
+import type { WorkflowRun } from './stepfunctions';
 
 export const LOCAL_STATE_TABLE = 'ferry-local-state';
 
@@ -33,6 +36,8 @@ export interface LocalImsOptions {
   readonly tenant?: string;
   /** Told of every finished build workflow (local mode prints it). */
   readonly onBuildFinished?: (buildId: string, status: 'SUCCEEDED' | 'FAILED', cause?: string) => void;
+  /** Told of every release workflow that ends. */
+  readonly onReleaseFinished?: (releaseId: string, run: WorkflowRun) => void;
 }
 
 export interface LocalIms {
@@ -43,6 +48,8 @@ export interface LocalIms {
   readonly registryHost: string;
   /** Resolves when every build started so far has finished. */
   buildsIdle(): Promise<void>;
+  /** Resolves when every release started so far, and every deploy it started, has finished. */
+  releasesIdle(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -67,7 +74,8 @@ export async function startLocalIms(options: LocalImsOptions): Promise<LocalIms>
       table: LOCAL_STATE_TABLE,
       sealer: new LocalSealer(loadOrCreateLocalKey(options.dataDir)),
     });
-    const builds = new Builds(new StateStore({ client, table: LOCAL_STATE_TABLE }));
+    const store = new StateStore({ client, table: LOCAL_STATE_TABLE });
+    const builds = new Builds(store);
     const tool = join(options.dataDir, 'tools', PACKAGING_TOOL_FILE);
     bundlePackagingTool(tool);
     const buildRunner = new LocalBuildRunner({
@@ -85,6 +93,20 @@ export async function startLocalIms(options: LocalImsOptions): Promise<LocalIms>
     });
     started.push({ stop: () => buildRunner.idle() });
     const installAccess = new LocalInstallAccess(registry.host);
+    const runtime = localReleaseRuntime({
+      controlPlane,
+      builds,
+      store,
+      tenantRegistry: new RegistryClient({ registry: registry.host, insecure: true }),
+      installAccess,
+      platform: new LocalPlatform(join(options.dataDir, 'installs')),
+      onReleaseFinished: options.onReleaseFinished,
+    });
+    const releasesIdle = async () => {
+      await runtime.releaseRunner.idle();
+      await runtime.executions.idle();
+    };
+    started.push({ stop: releasesIdle });
     const accessTemplate = {
       template: synthesizeAccessTemplate({ tenant }),
       // Local mode has no task roles; the template names a placeholder principal.
@@ -97,7 +119,9 @@ export async function startLocalIms(options: LocalImsOptions): Promise<LocalIms>
       buildStarter: buildRunner,
       installAccess,
       accessTemplate,
-      deployments: new Deployments(new StateStore({ client, table: LOCAL_STATE_TABLE })),
+      deployments: runtime.deployments,
+      releases: runtime.releases,
+      releaseStarter: runtime.releaseRunner,
     });
     const server: LocalHttpServer = await serveProxyHandler(handler, options.port);
     started.push(server);
@@ -108,6 +132,7 @@ export async function startLocalIms(options: LocalImsOptions): Promise<LocalIms>
       dynamoDbEndpoint: dynamo.endpoint,
       registryHost: registry.host,
       buildsIdle: () => buildRunner.idle(),
+      releasesIdle,
       stop: stopAll,
     };
   } catch (error) {

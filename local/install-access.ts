@@ -18,27 +18,31 @@ export class LocalInstallAccess implements InstallAccess {
   /** The sessions opened, for tests: which install, under which session name. */
   readonly sessions: { installId: string; sessionName: string }[] = [];
 
-  /** Installs whose role local mode treats as denied (tests set this; `FERRY_LOCAL_DENY` lists ids). */
+  /** Installs whose role local mode treats as denied: verify and every sync through it fail. */
   readonly denied = new Set<string>();
 
   constructor(private readonly registryHost: string) {}
 
   async verify(install: InstallTarget, sessionName: string): Promise<{ roleArn: string }> {
-    this.sessions.push({ installId: install.id, sessionName });
-    const roleArn = `arn:aws:iam::${install.accountId}:role/local-install-${install.id}`;
-    if (this.denied.has(install.id)) {
-      throw new AccessDeniedError(`cannot assume ${roleArn} for install ${install.id}: denied (local mode)`);
-    }
-    return { roleArn };
+    return { roleArn: this.assume(install, sessionName) };
   }
 
   async openRegistry(install: InstallTarget, sessionName: string): Promise<InstallRegistry> {
-    this.sessions.push({ installId: install.id, sessionName });
+    this.assume(install, sessionName);
     return {
       client: new RegistryClient({ registry: this.registryHost, insecure: true }),
       host: this.registryHost,
       // docker-registry creates a repository on first push.
       ensureRepository: async () => undefined,
     };
+  }
+
+  private assume(install: InstallTarget, sessionName: string): string {
+    this.sessions.push({ installId: install.id, sessionName });
+    const roleArn = `arn:aws:iam::${install.accountId}:role/local-install-${install.id}`;
+    if (this.denied.has(install.id)) {
+      throw new AccessDeniedError(`cannot assume ${roleArn} for install ${install.id}: denied (local mode)`);
+    }
+    return roleArn;
   }
 }

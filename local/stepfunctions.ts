@@ -33,7 +33,7 @@ export interface RunWorkflowOptions {
   readonly tasks: Readonly<Record<string, TaskHandler>>;
   /** The execution name `$$.Execution.Name` resolves to. @default a random name */
   readonly executionName?: string;
-  /** Seconds to wait in each named Wait state instead of the definition's. @default as defined */
+  /** Milliseconds to wait in each named Wait state instead of the definition's. @default as defined */
   readonly waitOverrides?: Readonly<Record<string, number>>;
   /** Folder the definition is read from. @default the repository's stepfunctions/ */
   readonly definitionsDir?: string;
@@ -46,6 +46,12 @@ export interface WorkflowRun {
   readonly cause?: string;
   /** Every state entered, in order. */
   readonly statesEntered: readonly string[];
+  /** The type of each state entered (`Task`, `Choice`, `Map` …), in the same order. */
+  readonly stateTypesEntered: readonly string[];
+  /** Map iterations started, across every Map state. */
+  readonly mapIterations: number;
+  /** The largest input or output any state had, in bytes of JSON: Step Functions allows 256 KiB. */
+  readonly largestStateBytes: number;
 }
 
 export class UnmappedTaskError extends Error {
@@ -72,24 +78,42 @@ export function assertTasksMapped(
   }
 }
 
+/**
+ * Definitions already read and validated, by file: a release runs deploy-install thousands of
+ * times, and validating (ajv compiling the ASL schema) would cost more than running.
+ */
+const loaded = new Map<string, { workflow: WorkflowDefinition; standIn: StateMachineDefinition }>();
+
+function definitionOf(name: string, dir?: string) {
+  const key = `${dir ?? ''}\0${name}`;
+  let entry = loaded.get(key);
+  if (!entry) {
+    const workflow = loadDefinition(name, dir);
+    entry = { workflow, standIn: withStandInArns(workflow.definition) as unknown as StateMachineDefinition };
+    loaded.set(key, entry);
+  }
+  return entry;
+}
+
 /** Runs `stepfunctions/<name>.asl.json` to completion with the given input. */
 export async function runWorkflow(
   name: string,
   input: unknown,
   options: RunWorkflowOptions,
 ): Promise<WorkflowRun> {
-  const workflow = loadDefinition(name, options.definitionsDir);
+  const { workflow, standIn } = definitionOf(name, options.definitionsDir);
   assertTasksMapped(workflow, options.tasks);
-  const machine = new StateMachine(
-    withStandInArns(workflow.definition) as unknown as StateMachineDefinition,
-    {
-      // Any AWS call would be a bug; point the library's own clients nowhere.
-      awsConfig: {
-        region: 'us-east-1',
-        credentials: { accessKeys: { accessKeyId: 'none', secretAccessKey: 'none' } },
-      },
+  // A copy per run, made in this realm (structuredClone's objects fail the library's plain-object
+  // test under jest's sandbox, and nested Parameters would go unresolved).
+  const machine = new StateMachine(JSON.parse(JSON.stringify(standIn)) as StateMachineDefinition, {
+    // Validated by loadDefinition (asl-validator) when first read.
+    validationOptions: { noValidate: true },
+    // Any AWS call would be a bug; point the library's own clients nowhere.
+    awsConfig: {
+      region: 'us-east-1',
+      credentials: { accessKeys: { accessKeyId: 'none', secretAccessKey: 'none' } },
     },
-  );
+  });
   const taskResourceLocalHandlers = Object.fromEntries(
     Object.entries(options.tasks).map(([state, handler]) => [
       state,
@@ -102,18 +126,36 @@ export async function runWorkflow(
     overrides: { taskResourceLocalHandlers, waitTimeOverrides: { ...options.waitOverrides } },
     context: {
       Execution: { Id: `local:${name}:${executionName}`, Name: executionName, Input: input as never },
+      StateMachine: { Id: `arn:aws:states:us-east-1:000000000000:stateMachine:${name}`, Name: name },
+      // One token for every waitForTaskToken state: a local handler that waits makes its own.
+      Task: { Token: 'local-task-token' },
     } as never,
   });
   const statesEntered: string[] = [];
+  const stateTypesEntered: string[] = [];
+  let mapIterations = 0;
+  let largestStateBytes = 0;
+  const measure = (value: unknown) => {
+    largestStateBytes = Math.max(largestStateBytes, Buffer.byteLength(JSON.stringify(value) ?? ''));
+  };
   const collecting = (async () => {
     for await (const event of execution.eventLogs) {
-      if (event.type === 'StateEntered') statesEntered.push(event.state.name);
+      if (event.type === 'StateEntered') {
+        statesEntered.push(event.state.name);
+        stateTypesEntered.push(event.state.type);
+        measure(event.state.input);
+      } else if (event.type === 'StateExited') {
+        measure(event.state.output);
+      } else if (event.type === 'MapIterationStarted') {
+        mapIterations += 1;
+      }
     }
   })();
+  const observed = () => ({ statesEntered, stateTypesEntered, mapIterations, largestStateBytes });
   try {
     const output = await execution.result;
     await collecting.catch(() => undefined);
-    return { status: 'SUCCEEDED', output, statesEntered };
+    return { status: 'SUCCEEDED', output, ...observed() };
   } catch (error) {
     await collecting.catch(() => undefined);
     const failure = error as { name?: string; message?: string; cause?: unknown };
@@ -122,7 +164,7 @@ export async function runWorkflow(
       status: 'FAILED',
       error: caught?.name ?? failure.name ?? 'Error',
       cause: caught?.message ?? failure.message,
-      statesEntered,
+      ...observed(),
     };
   }
 }

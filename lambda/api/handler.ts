@@ -5,8 +5,10 @@ import { StepFunctionsBuildStarter } from '../build/starter';
 import { Builds } from '../domain/builds';
 import { ControlPlane } from '../domain/control-plane';
 import { Deployments } from '../domain/deployments';
+import { Releases } from '../domain/releases';
 import { KmsSealer } from '../domain/secrets';
 import { StateStore } from '../domain/state-store';
+import { StepFunctionsReleaseStarter } from '../release/aws';
 import { documentClient } from '../shared/dynamo';
 import { requireEnv } from '../shared/env';
 import { AwsInstallAccess } from '../sync/access';
@@ -14,6 +16,7 @@ import { type ApiHandler, createApiHandler } from './app';
 
 const client = documentClient();
 const table = requireEnv('STATE_TABLE');
+const sfn = new SFNClient({});
 
 /** Lambda entry point for every /v1 route; dependencies come from the function's environment. */
 export const handler: ApiHandler = createApiHandler({
@@ -25,7 +28,9 @@ export const handler: ApiHandler = createApiHandler({
   }),
   builds: new Builds(new StateStore({ client, table })),
   deployments: new Deployments(new StateStore({ client, table })),
-  buildStarter: new StepFunctionsBuildStarter(new SFNClient({}), requireEnv('BUILD_STATE_MACHINE_ARN')),
+  releases: new Releases(new StateStore({ client, table })),
+  buildStarter: new StepFunctionsBuildStarter(sfn, requireEnv('BUILD_STATE_MACHINE_ARN')),
+  releaseStarter: new StepFunctionsReleaseStarter(sfn, requireEnv('RELEASE_STATE_MACHINE_ARN')),
   installAccess: new AwsInstallAccess({ sts: new STSClient({}), tenant: requireEnv('FERRY_TENANT') }),
   accessTemplate: {
     template: JSON.parse(FERRY_ACCESS_TEMPLATE) as Record<string, unknown>,

@@ -3,7 +3,7 @@
  * document, and tests check real responses against them.
  */
 import { z } from 'zod';
-import { ComponentSpec, InputDefinition } from '../domain/schemas';
+import { ComponentSpec, InputDefinition, ReleaseStrategySchema } from '../domain/schemas';
 
 const Timestamp = z.iso.datetime();
 const Version = z.number().int().min(1).describe('Pass as If-Match to update only this version.');
@@ -166,3 +166,55 @@ export const DeployedComponentsResponse = z
     ),
   })
   .meta({ id: 'DeployedComponents' });
+
+const ReleaseInstallStatus = z.enum(['pending', 'deploying', 'succeeded', 'failed', 'cancelled', 'skipped']);
+
+export const ReleaseInstallResponse = z
+  .strictObject({
+    installId: z.string(),
+    wave: z.number().int(),
+    status: ReleaseInstallStatus,
+    cause: z.string().optional().describe('Why it failed, was skipped or cancelled.'),
+    updatedAt: Timestamp,
+  })
+  .meta({ id: 'ReleaseInstall' });
+
+const releaseFields = {
+  id: z.string(),
+  appId: z.string(),
+  status: z.enum([
+    'running',
+    'cancelling',
+    'succeeded',
+    'partially-succeeded',
+    'stopped',
+    'cancelled',
+    'failed',
+  ]),
+  builds: z.record(z.string(), z.string()).describe('The build each component deploys, pinned at creation.'),
+  strategy: ReleaseStrategySchema,
+  retryOf: z.string().optional(),
+  installCount: z.number().int(),
+  waveSize: z.number().int(),
+  waveCount: z.number().int(),
+  wavesRun: z.number().int(),
+  currentWave: z.number().int(),
+  counts: z.record(ReleaseInstallStatus, z.number().int()).describe('Installs by status.'),
+  reason: z.string().optional().describe('Why the release is where it is.'),
+  cancelRequestedBy: z.string().optional(),
+  actor: z.string(),
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+  finishedAt: Timestamp.optional(),
+};
+
+export const ReleaseResponse = z.strictObject(releaseFields).meta({ id: 'Release' });
+
+export const ReleaseDetailResponse = z
+  .strictObject({
+    ...releaseFields,
+    installs: pageOf(ReleaseInstallResponse, 'ReleaseInstallPage').describe(
+      'A page of its installs in wave order; pass limit and nextToken for more.',
+    ),
+  })
+  .meta({ id: 'ReleaseDetail' });

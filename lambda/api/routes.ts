@@ -7,15 +7,19 @@ import type { BuildStarter } from '../build/starter';
 import type { Builds } from '../domain/builds';
 import type { ControlPlane } from '../domain/control-plane';
 import type { Deployments } from '../domain/deployments';
+import type { Releases } from '../domain/releases';
 import {
   ComponentSpec,
   CreateAppRequest,
   CreateInstallRequest,
+  CreateReleaseRequest,
   RequestBuildRequest,
   ResourceName,
   UpdateAppRequest,
 } from '../domain/schemas';
 import { accessTemplateFor } from '../installs/access-template';
+import type { ReleaseStarter } from '../release/aws';
+import { createRelease, retryRelease } from '../release/requests';
 import { sessionNameFor } from '../shared/install-role';
 import { AccessDeniedError, type InstallAccess } from '../sync/access';
 import {
@@ -37,6 +41,8 @@ import {
   HealthResponse,
   InstallResponse,
   pageOf,
+  ReleaseDetailResponse,
+  ReleaseResponse,
 } from './responses';
 
 /** What every route may use; the Lambda handler and local mode each build one. */
@@ -47,6 +53,8 @@ export interface RouteContext {
   /** Reaches installs' accounts through their roles. */
   readonly installAccess: InstallAccess;
   readonly deployments: Deployments;
+  readonly releases: Releases;
+  readonly releaseStarter: ReleaseStarter;
   /** The customer-side template (synthesized from lib/install-access-stack.ts) and the roles it trusts. */
   readonly accessTemplate: {
     readonly template: Record<string, unknown>;
@@ -87,6 +95,7 @@ const AppId = 'appId';
 const InstallId = 'installId';
 const ComponentName = 'name';
 const BuildId = 'buildId';
+const ReleaseId = 'releaseId';
 
 export const ROUTES: readonly RouteDefinition[] = [
   {
@@ -486,5 +495,96 @@ export const ROUTES: readonly RouteDefinition[] = [
     handle: async (request, { controlPlane }) => ({
       body: await controlPlane.listInstallEvents(request.params[InstallId], pageRequestOf(request)),
     }),
+  },
+  {
+    method: 'POST',
+    path: '/v1/apps/{appId}/releases',
+    operationId: 'createRelease',
+    summary:
+      "Release builds to installs in waves: one build per component (named, or each component's latest successful build)",
+    tag: 'releases',
+    body: CreateReleaseRequest,
+    response: ReleaseResponse,
+    status: 202,
+    headers: ['Idempotency-Key'],
+    errors: [404, 422],
+    handle: async (request, context) => {
+      const appId = request.params[AppId];
+      const body = parseBody(CreateReleaseRequest, request.body);
+      const { release } = await createRelease(
+        context,
+        appId,
+        body,
+        request.caller,
+        idempotencyOf(request, `createRelease#${appId}`),
+      );
+      return { status: 202, body: release, location: `/v1/releases/${release.id}` };
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/apps/{appId}/releases',
+    operationId: 'listReleases',
+    summary: "An app's releases, newest first",
+    tag: 'releases',
+    response: pageOf(ReleaseResponse, 'ReleasePage'),
+    status: 200,
+    paged: true,
+    errors: [404],
+    handle: async (request, { controlPlane, releases }) => {
+      await controlPlane.getApp(request.params[AppId]);
+      return { body: await releases.listForApp(request.params[AppId], pageRequestOf(request)) };
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/releases/{releaseId}',
+    operationId: 'getRelease',
+    summary: 'A release: status, counts, the reason for where it stands, and its installs page by page',
+    tag: 'releases',
+    response: ReleaseDetailResponse,
+    status: 200,
+    paged: true,
+    errors: [404],
+    handle: async (request, { releases }) => {
+      const release = await releases.get(request.params[ReleaseId]);
+      const installs = await releases.listInstalls(release.id, pageRequestOf(request));
+      return { body: { ...release, installs } };
+    },
+  },
+  {
+    method: 'POST',
+    path: '/v1/releases/{releaseId}/cancel',
+    operationId: 'cancelRelease',
+    summary: 'Stop starting waves: deploys already started finish, installs not started are cancelled',
+    tag: 'releases',
+    response: ReleaseResponse,
+    status: 202,
+    errors: [404, 409],
+    handle: async (request, { releases }) => ({
+      status: 202,
+      body: await releases.requestCancel(request.params[ReleaseId], request.caller),
+    }),
+  },
+  {
+    method: 'POST',
+    path: '/v1/releases/{releaseId}/retry',
+    operationId: 'retryRelease',
+    summary: 'A new release of the same builds and strategy to the installs that failed in this one',
+    tag: 'releases',
+    response: ReleaseResponse,
+    status: 202,
+    headers: ['Idempotency-Key'],
+    errors: [404, 409, 422],
+    handle: async (request, context) => {
+      const releaseId = request.params[ReleaseId];
+      const { release } = await retryRelease(
+        context,
+        releaseId,
+        request.caller,
+        idempotencyOf(request, `retryRelease#${releaseId}`),
+      );
+      return { status: 202, body: release, location: `/v1/releases/${release.id}` };
+    },
   },
 ];

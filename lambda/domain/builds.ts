@@ -122,6 +122,18 @@ export class Builds {
     return this.store.queryPartition({ index: 'gsi1', partition, newestFirst: true }, page, toBuild);
   }
 
+  /** The id of the component's newest succeeded build, if it has one. */
+  async latestSucceeded(appId: string, component: string): Promise<string | undefined> {
+    let nextToken: string | undefined;
+    do {
+      const page = await this.listForComponent(appId, component, { limit: 50, nextToken });
+      const found = page.items.find((build) => build.status === 'succeeded');
+      if (found) return found.id;
+      nextToken = page.nextToken;
+    } while (nextToken);
+    return undefined;
+  }
+
   /** queued -> running; a retried step that finds it running already is answered with the build. */
   async markRunning(buildId: string, actor: string): Promise<Build> {
     const build = await this.get(buildId);

@@ -320,6 +320,53 @@ export const CreateInstallRequest = z
   .meta({ id: 'CreateInstallRequest' });
 export type CreateInstallRequest = z.output<typeof CreateInstallRequest>;
 
+// ---- releases ----------------------------------------------------------------------------------
+
+/** Most installs one release may name (see MAX_RELEASE_INSTALLS). */
+const RELEASE_INSTALLS_MAX = 10_000;
+const Count = (min: number, max?: number) =>
+  (max === undefined ? z.number().int().min(min) : z.number().int().min(min).max(max)).optional();
+
+export const ReleaseStrategySchema = z
+  .strictObject({
+    waveSize: Count(1).describe('Installs per wave. Give this or wavePercent.'),
+    wavePercent: Count(1, 100).describe('Installs per wave as a percentage of all, rounded up.'),
+    pauseSeconds: z.number().int().min(0).max(31_536_000).describe('Seconds between waves.'),
+    maxFailures: Count(0).describe(
+      'Failed installs tolerated before no new wave starts. Give this or maxFailurePercent.',
+    ),
+    maxFailurePercent: Count(0, 100).describe(
+      'Failed installs tolerated, as a percentage of those attempted.',
+    ),
+  })
+  .meta({ id: 'ReleaseStrategy' });
+
+export const CreateReleaseRequest = z
+  .strictObject({
+    builds: z
+      .record(ResourceName, z.string().min(1).max(64))
+      .default({})
+      .describe('The build to deploy per component; the others deploy their latest successful build.'),
+    components: z
+      .array(ResourceName)
+      .max(50)
+      .optional()
+      .describe('Components whose latest successful build to deploy; each must have one.'),
+    installs: z
+      .union([
+        z.literal('all'),
+        z
+          .array(z.string().min(1).max(64))
+          .min(1)
+          .max(RELEASE_INSTALLS_MAX)
+          .refine((ids) => new Set(ids).size === ids.length, { error: 'must not name an install twice' }),
+      ])
+      .describe("Install ids in wave order, or 'all' for every install of the app (oldest first)."),
+    strategy: ReleaseStrategySchema,
+  })
+  .meta({ id: 'CreateReleaseRequest' });
+export type CreateReleaseRequest = z.output<typeof CreateReleaseRequest>;
+
 // ---- converting zod's issues -------------------------------------------------------------------
 
 /** Formats a path the way problems name them: `body.inputs[2].name`. */

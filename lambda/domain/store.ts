@@ -26,7 +26,25 @@ export const keys = {
     sk: `DEPLOYED#${component}`,
   }),
   deployedPrefix: 'DEPLOYED#',
+  /** A release: the builds it deploys, its strategy, its progress. */
+  release: (releaseId: string): Key => ({ pk: `RELEASE#${releaseId}`, sk: 'RELEASE' }),
+  /** One install's part in a release, sorted by wave so a wave is one Query. */
+  releaseInstall: (releaseId: string, wave: number, installId: string): Key => ({
+    pk: `RELEASE#${releaseId}`,
+    sk: `${releaseWavePrefix(wave)}${installId}`,
+  }),
+  releaseInstallPrefix: 'WAVE#',
+  /** A running wave's counter and the task token its workflow waits with. */
+  releaseWave: (releaseId: string, wave: number): Key => ({
+    pk: `RELEASE#${releaseId}`,
+    sk: `WAVESTATE#${String(wave).padStart(5, '0')}`,
+  }),
 } as const;
+
+/** The sort-key prefix of a release's installs in one wave; waves sort in order up to 99,999. */
+export function releaseWavePrefix(wave: number): string {
+  return `WAVE#${String(wave).padStart(5, '0')}#`;
+}
 
 /** Partitions of the gsi1 index. */
 export const gsi1 = {
@@ -38,6 +56,8 @@ export const gsi1 = {
   eventsOfInstall: (installId: string) => `EVENTS#INSTALL#${installId}`,
   /** A component's builds, by build id (creation time). */
   buildsOf: (appId: string, component: string) => `APP#${appId}#COMPONENT#${component}#BUILDS`,
+  /** An app's releases, by release id (creation time). */
+  releasesOf: (appId: string) => `APP#${appId}#RELEASES`,
 } as const;
 
 export const PAGE_LIMIT_DEFAULT = 25;

@@ -123,12 +123,60 @@ export function planWaves(installIds: readonly string[], strategy: ReleaseStrate
   return waves;
 }
 
+/** Where a release stands after some waves: what `decide` weighs. */
+export interface ReleaseProgress {
+  readonly waveCount: number;
+  /** Waves that ran to their end. */
+  readonly wavesRun: number;
+  /** Installs in the waves run so far whose outcome is `failed`. */
+  readonly failures: number;
+  /** Installs in the waves run so far that ran to an end: `succeeded` or `failed`. */
+  readonly attempted: number;
+  /** Installs in the waves not run yet. */
+  readonly notStarted: number;
+}
+
 /**
- * After a wave finishes: given outcomes so far (installId -> outcome), the waves and how many waves
- * ran, decide. Stop when failures exceed the tolerance (strictly greater than maxFailures, or
- * failures/attempted*100 > maxFailurePercent), even after the last wave, so the release reports
- * that it broke its tolerance; installs in waves never started become 'skipped' with the reason.
+ * After a wave finishes, decide from counts alone (what the release workflow keeps). Stop when
+ * failures exceed the tolerance (strictly more than maxFailures, or failures/attempted*100 more
+ * than maxFailurePercent), even after the last wave, so the release reports that it broke its
+ * tolerance; installs in waves never started become 'skipped' with the reason.
  */
+export function decide(progress: ReleaseProgress, strategy: ReleaseStrategy): WaveDecision {
+  const { waveCount, wavesRun, failures, attempted } = progress;
+  if (!Number.isInteger(wavesRun) || wavesRun < 0 || wavesRun > waveCount) {
+    throw new RangeError(`wavesRun must be between 0 and ${waveCount}, got ${wavesRun}`);
+  }
+  const tally = `${failures} of ${installs(attempted)} failed`;
+  const tolerance = describeTolerance(failures, attempted, strategy);
+
+  if (tolerance.exceeded) {
+    const left = waveCount - wavesRun;
+    const notStarted =
+      left === 0
+        ? 'no waves were left to start'
+        : `${left === 1 ? `wave ${wavesRun + 1}` : `waves ${wavesRun + 1}-${waveCount}`} ` +
+          `(${installs(progress.notStarted)}) not started`;
+    return { action: 'stop', reason: `${tally}${tolerance.text}; ${notStarted}`, failures, attempted };
+  }
+  if (wavesRun === waveCount) {
+    return {
+      action: 'done',
+      reason: `all ${waveCount} ${waveCount === 1 ? 'wave' : 'waves'} ran; ${tally}${tolerance.text}`,
+      failures,
+      attempted,
+    };
+  }
+  const ran = wavesRun === 0 ? 'no wave ran yet' : `wave ${wavesRun} of ${waveCount} ran`;
+  return {
+    action: 'next-wave',
+    reason: `${ran}; ${tally}${tolerance.text}; starting wave ${wavesRun + 1}`,
+    failures,
+    attempted,
+  };
+}
+
+/** `decide` over planned waves and each install's outcome (installId -> outcome). */
 export function decideAfterWave(
   waves: readonly string[][],
   wavesRun: number,
@@ -145,33 +193,8 @@ export function decideAfterWave(
     if (outcome === 'failed') failures += 1;
     if (outcome === 'failed' || outcome === 'succeeded') attempted += 1;
   }
-  const tally = `${failures} of ${installs(attempted)} failed`;
-  const tolerance = describeTolerance(failures, attempted, strategy);
-
-  if (tolerance.exceeded) {
-    const left = waves.length - wavesRun;
-    const notStarted =
-      left === 0
-        ? 'no waves were left to start'
-        : `${left === 1 ? `wave ${wavesRun + 1}` : `waves ${wavesRun + 1}-${waves.length}`} ` +
-          `(${installs(skippedInstalls(waves, wavesRun).length)}) not started`;
-    return { action: 'stop', reason: `${tally}${tolerance.text}; ${notStarted}`, failures, attempted };
-  }
-  if (wavesRun === waves.length) {
-    return {
-      action: 'done',
-      reason: `all ${waves.length} ${waves.length === 1 ? 'wave' : 'waves'} ran; ${tally}${tolerance.text}`,
-      failures,
-      attempted,
-    };
-  }
-  const ran = wavesRun === 0 ? 'no wave ran yet' : `wave ${wavesRun} of ${waves.length} ran`;
-  return {
-    action: 'next-wave',
-    reason: `${ran}; ${tally}${tolerance.text}; starting wave ${wavesRun + 1}`,
-    failures,
-    attempted,
-  };
+  const notStarted = skippedInstalls(waves, wavesRun).length;
+  return decide({ waveCount: waves.length, wavesRun, failures, attempted, notStarted }, strategy);
 }
 
 /** The installs in waves never started, in wave order. */

@@ -17,8 +17,17 @@ afterAll(async () => {
 
 /** A fresh API on its own table, and a way to read every item it holds. */
 async function freshApi() {
-  const { controlPlane, builds, buildStarter, installAccess, accessTemplate, deployments, table } =
-    await freshDomain(dynamo);
+  const {
+    controlPlane,
+    builds,
+    buildStarter,
+    installAccess,
+    accessTemplate,
+    deployments,
+    releases,
+    releaseStarter,
+    table,
+  } = await freshDomain(dynamo);
   const call = apiClient(
     createApiHandler({
       tenant: 'acme',
@@ -28,6 +37,8 @@ async function freshApi() {
       installAccess,
       accessTemplate,
       deployments,
+      releases,
+      releaseStarter,
     }),
   );
   const items = async () =>

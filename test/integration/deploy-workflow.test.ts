@@ -16,6 +16,7 @@ import { type LocalDynamoDb, startDynamoDb } from '../../local/dynamodb';
 import { LocalInstallAccess, localInstallPrefix } from '../../local/install-access';
 import { LocalPlatform } from '../../local/platform';
 import { type LocalRegistry, startRegistry } from '../../local/registry';
+import { deployInstallTasks } from '../../local/releases';
 import { runWorkflow } from '../../local/stepfunctions';
 import { freshDomain } from '../support/control-plane';
 
@@ -217,13 +218,7 @@ function deploy(
   input: { installId: string; deployId: string; builds: Record<string, string> },
 ) {
   return runWorkflow('deploy-install', input, {
-    tasks: {
-      LockInstall: (i) => steps.lock(i),
-      PlanDeploy: (i) => steps.plan(i),
-      DeployComponent: (i) => steps.deployComponent(i),
-      UnlockInstall: (i) => steps.unlock(i),
-      UnlockAfterError: (i) => steps.unlock(i),
-    },
+    tasks: deployInstallTasks(steps),
   });
 }
 

@@ -4,6 +4,7 @@ import type { BuildStarter } from '../../lambda/build/starter';
 import { Builds } from '../../lambda/domain/builds';
 import { ControlPlane } from '../../lambda/domain/control-plane';
 import { Deployments } from '../../lambda/domain/deployments';
+import { Releases } from '../../lambda/domain/releases';
 import { LocalSealer } from '../../lambda/domain/secrets';
 import { StateStore } from '../../lambda/domain/state-store';
 import { documentClient } from '../../lambda/shared/dynamo';
@@ -24,6 +25,17 @@ export class RecordingStarter implements BuildStarter {
   }
 }
 
+/** Remembers which releases were started, as a workflow service would start them. */
+export class RecordingReleaseStarter {
+  readonly started: string[] = [];
+  failWith?: Error;
+
+  async start(releaseId: string): Promise<void> {
+    if (this.failWith) throw this.failWith;
+    this.started.push(releaseId);
+  }
+}
+
 /** The domain services on their own fresh table in the given DynamoDB Local. */
 export async function freshDomain(dynamo: LocalDynamoDb) {
   const table = `state-${process.pid}-${++tables}`;
@@ -39,6 +51,8 @@ export async function freshDomain(dynamo: LocalDynamoDb) {
     buildStarter: new RecordingStarter(),
     installAccess: new LocalInstallAccess('127.0.0.1:9'),
     deployments: new Deployments(new StateStore({ client, table })),
+    releases: new Releases(new StateStore({ client, table })),
+    releaseStarter: new RecordingReleaseStarter(),
     accessTemplate: {
       template: synthesizeAccessTemplate({ tenant: 'acme' }),
       trustedRoleArns: ['arn:aws:iam::123456789012:role/acme-sync'],

@@ -81,6 +81,13 @@ function belongsToTenant(resource: Json, tenant: string, t: Template): boolean {
     if (joined.includes(`:repository/ferry-${tenant}/`)) return true;
     // The access roles of this tenant's installs, in customers' accounts: `ferry.<tenant>.<installId>`.
     if (joined.endsWith(`:iam::*:role/ferry.${tenant}.*`)) return true;
+    // Its own state machines and their executions, named `ferry-<tenant>-<workflow>`.
+    if (
+      new RegExp(`:states:[^:]+:[^:]+:(?:stateMachine|execution):ferry-${tenant}-[a-z-]+(?::\\*)?$`).test(
+        joined,
+      )
+    )
+      return true;
     if (AWS_IMPOSED_RESOURCES.some((pattern) => pattern.test(joined))) return true;
     // A pattern built on one of the template's own resources (log streams of its log group, a
     // function's versions, CodeBuild's log group named after its project).

@@ -224,18 +224,67 @@ describe('tenant stack', () => {
     });
   });
 
-  it('lets the API start the build workflow and no other', () => {
-    const apiRole = ofType('AWS::IAM::Role').find(([id]) => id.startsWith('ApiFunctionRole'))![0];
-    const start = ofType('AWS::IAM::Policy')
-      .filter(([, policy]) => JSON.stringify(policy.Properties?.Roles).includes(apiRole))
+  /** The statements of every policy attached to the role whose logical id starts with `prefix`. */
+  const statementsOf = (prefix: string) => {
+    const role = ofType('AWS::IAM::Role').find(([id]) => id.startsWith(prefix))![0];
+    return ofType('AWS::IAM::Policy')
+      .filter(([, policy]) => JSON.stringify(policy.Properties?.Roles).includes(role))
       .flatMap(
         ([, policy]) =>
           (policy.Properties!.PolicyDocument as { Statement: { Action: unknown; Resource: unknown }[] })
             .Statement,
-      )
-      .filter((statement) => JSON.stringify(statement.Action).includes('states:StartExecution'));
-    expect(start).toHaveLength(1);
-    expect(start[0].Resource).toEqual({ Ref: expect.stringMatching(/^BuildStateMachine/) });
+      );
+  };
+  const statesStatements = (prefix: string) =>
+    statementsOf(prefix).filter((statement) => JSON.stringify(statement.Action).includes('states:'));
+  const arnNamed = (kind: string, name: string) => ({
+    'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, `:states:eu-west-1:123456789012:${kind}:${name}`]],
+  });
+
+  it('lets the API start the build and release workflows and no other', () => {
+    const start = statesStatements('ApiFunctionRole');
+    expect(start.map((statement) => statement.Action)).toEqual([
+      'states:StartExecution',
+      'states:StartExecution',
+    ]);
+    expect(start.map((statement) => statement.Resource)).toEqual([
+      { Ref: expect.stringMatching(/^BuildStateMachine/) },
+      { Ref: expect.stringMatching(/^ReleaseStateMachine/) },
+    ]);
+  });
+
+  it("lets the release steps start and look up only this tenant's deploys, and wake only its releases", () => {
+    expect(statesStatements('ReleaseStepsFunctionRole')).toEqual([
+      {
+        Effect: 'Allow',
+        Action: 'states:StartExecution',
+        Resource: arnNamed('stateMachine', 'ferry-acme-deploy-install'),
+      },
+      {
+        Effect: 'Allow',
+        Action: 'states:DescribeExecution',
+        Resource: arnNamed('execution', 'ferry-acme-deploy-install:*'),
+      },
+      {
+        Effect: 'Allow',
+        Action: 'states:SendTaskSuccess',
+        Resource: arnNamed('stateMachine', 'ferry-acme-release'),
+      },
+    ]);
+    template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
+      StateMachineName: 'ferry-acme-release',
+    });
+    template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
+      StateMachineName: 'ferry-acme-deploy-install',
+    });
+    // The release workflow may start only itself (continue as new) besides invoking its function.
+    expect(statesStatements('ReleaseStateMachineRole')).toEqual([
+      {
+        Effect: 'Allow',
+        Action: 'states:StartExecution',
+        Resource: arnNamed('stateMachine', 'ferry-acme-release'),
+      },
+    ]);
   });
 
   it("lets only the sync and deploy tasks and the API (to verify) assume installs' roles, and only this tenant's", () => {

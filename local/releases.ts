@@ -1,0 +1,247 @@
+/**
+ * Local mode's releases: the release and deploy-install definitions run on aws-local-stepfunctions
+ * with the same steps Lambda runs. What Step Functions does in AWS is done here in-process:
+ * deploy-install executions start in the background by name, a waiting wave is woken through a
+ * promise per task token, and "continue as new" runs the release definition again.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Platform } from '../lambda/deploy/platform';
+import { DeploySteps } from '../lambda/deploy/steps';
+import type { Builds } from '../lambda/domain/builds';
+import type { ControlPlane } from '../lambda/domain/control-plane';
+import { Deployments } from '../lambda/domain/deployments';
+import { InstallLock } from '../lambda/domain/install-lock';
+import { Releases } from '../lambda/domain/releases';
+import type { StateStore } from '../lambda/domain/state-store';
+import type { RegistryClient } from '../lambda/oci/client';
+import type { ReleaseStarter } from '../lambda/release/aws';
+import {
+  type DeployExecutions,
+  type DeployInstallInput,
+  ReleaseSteps,
+  type ReleaseStepsOptions,
+  type TaskNotifier,
+} from '../lambda/release/steps';
+import type { InstallAccess } from '../lambda/sync/access';
+import { SyncSteps } from '../lambda/sync/steps';
+import { localInstallPrefix } from './install-access';
+import { runWorkflow, type TaskHandler, type WorkflowRun } from './stepfunctions';
+
+/** The deploy-install definition's Task states, mapped to the steps. */
+export function deployInstallTasks(
+  deploy: DeploySteps,
+  release?: Pick<ReleaseSteps, 'report'>,
+): Record<string, TaskHandler> {
+  return {
+    LockInstall: (input) => deploy.lock(input),
+    PlanDeploy: (input) => deploy.plan(input),
+    DeployComponent: (input) => deploy.deployComponent(input),
+    UnlockInstall: (input) => deploy.unlock(input),
+    UnlockAfterError: (input) => deploy.unlock(input),
+    ReportToRelease: (input) => {
+      if (!release) throw new Error('this deploy was started by a release, but no release steps were given');
+      return release.report(input);
+    },
+  };
+}
+
+/** Wakes waiting waves: the local stand-in for SendTaskSuccess. */
+export class LocalTaskNotifier implements TaskNotifier {
+  private readonly waiting = new Map<string, (output: unknown) => void>();
+  private readonly early = new Map<string, unknown>();
+
+  /** Resolves when `token` is succeeded (before or after this call). */
+  wait(token: string): Promise<unknown> {
+    if (this.early.has(token)) {
+      const output = this.early.get(token);
+      this.early.delete(token);
+      return Promise.resolve(output);
+    }
+    return new Promise((resolve) => this.waiting.set(token, resolve));
+  }
+
+  async succeed(token: string, output: unknown): Promise<void> {
+    const resolve = this.waiting.get(token);
+    if (!resolve) {
+      this.early.set(token, output);
+      return;
+    }
+    this.waiting.delete(token);
+    resolve(output);
+  }
+}
+
+/** Deploy-install executions, run in the background by name. */
+export class LocalDeployExecutions implements DeployExecutions {
+  private readonly runs = new Map<
+    string,
+    { status: string; cause?: string; done: Promise<void>; result?: WorkflowRun }
+  >();
+
+  constructor(private readonly run: (name: string, input: DeployInstallInput) => Promise<WorkflowRun>) {}
+
+  async start(name: string, input: DeployInstallInput): Promise<void> {
+    if (this.runs.has(name)) return;
+    const entry: { status: string; cause?: string; done: Promise<void>; result?: WorkflowRun } = {
+      status: 'RUNNING',
+      done: Promise.resolve(),
+    };
+    entry.done = this.run(name, input).then(
+      (result) => {
+        entry.status = result.status;
+        entry.cause = result.cause;
+        entry.result = result;
+      },
+      (error: Error) => {
+        entry.status = 'FAILED';
+        entry.cause = error.message;
+      },
+    );
+    this.runs.set(name, entry);
+  }
+
+  async describe(name: string): Promise<{ status: string; cause?: string }> {
+    const entry = this.runs.get(name);
+    if (!entry) throw new Error(`execution ${name} does not exist`);
+    return { status: entry.status, ...(entry.cause && { cause: entry.cause }) };
+  }
+
+  /** Resolves when every execution started so far has ended. */
+  async idle(): Promise<void> {
+    await Promise.all([...this.runs.values()].map((entry) => entry.done));
+  }
+
+  /** The executions that ended, by name. */
+  finished(): Map<string, WorkflowRun> {
+    const done = new Map<string, WorkflowRun>();
+    for (const [name, entry] of this.runs) if (entry.result) done.set(name, entry.result);
+    return done;
+  }
+}
+
+export interface LocalReleaseRunnerOptions {
+  readonly steps: ReleaseSteps;
+  readonly notifier: LocalTaskNotifier;
+  /** Seconds each pause between waves lasts locally. @default as the strategy says */
+  readonly pauseSeconds?: number;
+  /** Told of every release execution that ends. */
+  readonly onFinished?: (releaseId: string, run: WorkflowRun) => void;
+}
+
+/** Starts releases: the release definition, run in the background. */
+export class LocalReleaseRunner implements ReleaseStarter {
+  private readonly running = new Set<Promise<unknown>>();
+  /** Every release execution run, "continue as new" ones included, by execution name. */
+  readonly runs = new Map<string, WorkflowRun>();
+
+  constructor(private readonly options: LocalReleaseRunnerOptions) {}
+
+  async start(releaseId: string): Promise<void> {
+    const run = this.execute(releaseId, { releaseId, wavesInExecution: 0 }).then((result) =>
+      this.options.onFinished?.(releaseId, result),
+    );
+    this.running.add(run);
+    void run.finally(() => this.running.delete(run));
+  }
+
+  /** Runs one release execution to its end (a continued one ends when its successor does). */
+  execute(name: string, input: { releaseId: string; wavesInExecution: number }): Promise<WorkflowRun> {
+    const { steps, notifier } = this.options;
+    return runWorkflow('release', input, {
+      executionName: name,
+      ...(this.options.pauseSeconds !== undefined && {
+        waitOverrides: { PauseBetweenWaves: this.options.pauseSeconds * 1000 },
+      }),
+      tasks: {
+        Decide: (i) => steps.decide(i),
+        RunWave: async (i) => {
+          const token = randomUUID();
+          await steps.runWave({ ...i.Payload, taskToken: token });
+          return notifier.wait(token);
+        },
+        ReconcileWave: (i) => steps.reconcileWave(i),
+        Finish: (i) => steps.finish(i),
+        RecordFailure: (i) => steps.fail(i),
+        ContinueAsNew: async (i: {
+          Name: string;
+          Input: { releaseId: string; wavesInExecution: number };
+        }) => {
+          // Step Functions would run the successor on its own; locally it runs before this one ends.
+          await this.execute(i.Name, {
+            releaseId: i.Input.releaseId,
+            wavesInExecution: i.Input.wavesInExecution,
+          });
+          return {};
+        },
+      },
+    }).then((result) => {
+      this.runs.set(name, result);
+      return result;
+    });
+  }
+
+  /** Resolves when every release started so far has ended. */
+  async idle(): Promise<void> {
+    while (this.running.size > 0) await Promise.all([...this.running]);
+  }
+}
+
+export interface LocalReleaseRuntimeOptions {
+  readonly controlPlane: ControlPlane;
+  readonly builds: Builds;
+  readonly store: StateStore;
+  /** The tenant registry builds pushed to. */
+  readonly tenantRegistry: RegistryClient;
+  /** Reaches installs' registries (each install its own namespace). */
+  readonly installAccess: InstallAccess;
+  /** Applies components. */
+  readonly platform: Platform;
+  readonly pauseSeconds?: number;
+  readonly maxWavesPerExecution?: ReleaseStepsOptions['maxWavesPerExecution'];
+  readonly onReleaseFinished?: LocalReleaseRunnerOptions['onFinished'];
+}
+
+/** Everything local mode needs to run releases, wired as Lambda wires it in AWS. */
+export function localReleaseRuntime(options: LocalReleaseRuntimeOptions) {
+  const { controlPlane, builds, store } = options;
+  const releases = new Releases(store);
+  const deployments = new Deployments(store);
+  const deploySteps = new DeploySteps({
+    controlPlane,
+    builds,
+    deployments,
+    lock: new InstallLock(store),
+    store,
+    sync: new SyncSteps({
+      controlPlane,
+      builds,
+      store,
+      tenantRegistry: async () => options.tenantRegistry,
+      access: options.installAccess,
+      destinationPrefix: localInstallPrefix,
+    }),
+    platform: options.platform,
+  });
+  const notifier = new LocalTaskNotifier();
+  let releaseSteps: ReleaseSteps | undefined;
+  const executions = new LocalDeployExecutions((name, input) =>
+    runWorkflow('deploy-install', input, {
+      executionName: name,
+      tasks: deployInstallTasks(deploySteps, releaseSteps),
+    }),
+  );
+  releaseSteps = new ReleaseSteps({
+    releases,
+    store,
+    executions,
+    notifier,
+    maxWavesPerExecution: options.maxWavesPerExecution,
+  });
+  const releaseRunner = new LocalReleaseRunner({
+    steps: releaseSteps,
+    notifier,
+    pauseSeconds: options.pauseSeconds,
+    onFinished: options.onReleaseFinished,
+  });
+  return { releases, deployments, deploySteps, releaseSteps, executions, notifier, releaseRunner };
+}
