@@ -14,8 +14,8 @@ import { noQuery } from './request';
 import { Router } from './router';
 import { ROUTES, type RouteContext, type RouteDefinition } from './routes';
 
-/** The largest request body accepted (API Gateway's own limit is 10 MB). */
-export const MAX_BODY_BYTES = 256 * 1024;
+/** The largest request body accepted: a release naming 10,000 installs fits (API Gateway allows 10 MB). */
+export const MAX_BODY_BYTES = 1024 * 1024;
 
 /** What the API serves from: the route table's context (tenant, domain services, install access). */
 export type ApiDependencies = RouteContext;

@@ -116,6 +116,7 @@ describe('local mode (npm start)', () => {
       type: 'terraform',
       source: { repo: `file://${repo}`, path: 'db' },
       terraformVersion: '1.9.8',
+      variables: { domain: '{{ install.id }}.example.com' },
     });
     const started = await send(url, 'POST', `/v1/apps/${app.id}/components/db/builds`);
     expect(started.status).toBe(202);
@@ -130,6 +131,39 @@ describe('local mode (npm start)', () => {
       },
     );
     expect(manifest.status).toBe(200);
+
+    // Release the build to an install: synced into the install's namespace, applied locally.
+    const install = (
+      await send(url, 'POST', `/v1/apps/${app.id}/installs`, {
+        accountId: '111122223333',
+        region: 'eu-west-1',
+      })
+    ).body;
+    const release = await send(url, 'POST', `/v1/apps/${app.id}/releases`, {
+      installs: [install.id],
+      strategy: { waveSize: 1, pauseSeconds: 0, maxFailures: 0 },
+    });
+    expect(release.status).toBe(202);
+    await ims.waitFor(new RegExp(`release ${release.body.id} (succeeded|ended)`));
+    expect((await send(url, 'GET', `/v1/releases/${release.body.id}`)).body).toMatchObject({
+      status: 'succeeded',
+      counts: { succeeded: 1 },
+      builds: { db: build.id },
+    });
+    const deployed = (await send(url, 'GET', `/v1/installs/${install.id}/components`)).body.items;
+    expect(deployed).toEqual([
+      expect.objectContaining({
+        component: 'db',
+        status: 'deployed',
+        buildId: build.id,
+        releaseId: release.body.id,
+      }),
+    ]);
+    const synced = await fetch(
+      `http://${registry}/v2/installs/${install.id}/builder/db/manifests/${build.artifact.digest}`,
+      { headers: { accept: build.artifact.mediaType } },
+    );
+    expect(synced.status).toBe(200);
     rmSync(repo, { recursive: true, force: true });
   });
 
