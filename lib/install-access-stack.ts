@@ -139,6 +139,13 @@ export class InstallAccessStack extends Stack {
     };
 
     this.stateBucket = new s3.Bucket(this, 'StateBucket', {
+      // Named so the IMS knows it from the install id alone (lambda/shared/install-role.ts stateBucketName).
+      bucketName: Fn.join('-', [
+        'ferry',
+        this.tenant,
+        Fn.select(1, Fn.split('_', installId.valueAsString)),
+        'tfstate',
+      ]),
       // SSE-S3: no key policy or permissions boundary in the customer's account can lock the
       // IMS out of its state, and nothing to pay per request.
       encryption: s3.BucketEncryption.S3_MANAGED,

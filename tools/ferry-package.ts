@@ -5,10 +5,12 @@
  * a registry refuses (one line on stderr saying which and why), 2 on a usage error.
  */
 
-import { writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { describeManifest, type ManifestDescription, pushArtifact } from '../lambda/oci/artifact';
 import { RegistryClient, type RegistryCredentials, RegistryError } from '../lambda/oci/client';
 import { CopyError, copyImage } from '../lambda/oci/copy';
+import { isImageManifest, TERRAFORM_MODULE_LAYER } from '../lambda/oci/media-types';
 import {
   formatReference,
   type ImageReference,
@@ -17,7 +19,7 @@ import {
   parseReference,
 } from '../lambda/oci/reference';
 import { helmTag, packageHelmChart } from '../lambda/packaging/helm';
-import { PackagingError } from '../lambda/packaging/tar';
+import { PackagingError, readTarGz } from '../lambda/packaging/tar';
 import { packageTerraformModule } from '../lambda/packaging/terraform';
 
 const USAGE = [
@@ -25,6 +27,7 @@ const USAGE = [
   '       ferry-package terraform <module-dir> --to <registry>/<repository>:<tag> [--env-file <file>]',
   '       ferry-package copy <source-ref> --to <registry>/<repository>[:<tag>] [--env-file <file>]',
   '       ferry-package inspect <ref> [--env-file <file>]',
+  '       ferry-package pull-terraform-module <ref> --to <new-directory> [--env-file <file>]',
   'env:   FERRY_REGISTRY_INSECURE=1 (http), FERRY_REGISTRY_USERNAME/PASSWORD (destination),',
   '       FERRY_SOURCE_USERNAME/PASSWORD (copy source)',
 ].join('\n');
@@ -179,11 +182,64 @@ async function inspect(args: Arguments, env: NodeJS.ProcessEnv): Promise<Outcome
   return { reference: ref, description, summary: `${formatReference(ref)} is ${described(description)}` };
 }
 
+/**
+ * Unpacks the Terraform module artifact at `ref` (as `terraform` pushed it) into a new directory:
+ * what the deploy runner applies. The manifest and the layer are checked against their digests; an
+ * entry that would land outside the directory is refused.
+ */
+async function pullTerraformModule(args: Arguments, env: NodeJS.ProcessEnv): Promise<Outcome> {
+  const ref = reference(one(args, 'reference'), 'reference');
+  if (args.to === undefined) throw new UsageError('pull-terraform-module needs --to <new-directory>');
+  const target = resolve(args.to);
+  if (existsSync(target) && readdirSync(target).length > 0) {
+    throw new UsageError(`--to ${args.to} is not empty; give a new directory`);
+  }
+  const registry = client(ref.registry, env, 'FERRY_REGISTRY');
+  const manifest = await registry.getManifest(ref.repository, manifestReference(ref));
+  const name = formatReference(ref);
+  const parsed = isImageManifest(manifest.mediaType)
+    ? (JSON.parse(manifest.bytes.toString('utf8')) as { layers?: { mediaType?: string; digest?: string }[] })
+    : {};
+  const layer = parsed.layers?.find((candidate) => candidate.mediaType === TERRAFORM_MODULE_LAYER);
+  if (layer?.digest === undefined) {
+    throw new PackagingError(
+      `${name} is not a Terraform module artifact: it has no ${TERRAFORM_MODULE_LAYER} layer`,
+    );
+  }
+  const chunks: Buffer[] = [];
+  for await (const chunk of await registry.getBlob(ref.repository, layer.digest))
+    chunks.push(chunk as Buffer);
+  const entries = await readTarGz(Buffer.concat(chunks));
+  let files = 0;
+  for (const entry of entries) {
+    const path = resolve(target, entry.name);
+    const inside = relative(target, path);
+    if (isAbsolute(entry.name) || inside.startsWith('..') || isAbsolute(inside)) {
+      throw new PackagingError(
+        `${name}: module entry ${JSON.stringify(entry.name)} lands outside the module`,
+      );
+    }
+    if (entry.type === 'directory') mkdirSync(path, { recursive: true });
+    else {
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, entry.content, { mode: entry.mode & 0o111 ? 0o755 : 0o644 });
+      files++;
+    }
+  }
+  mkdirSync(target, { recursive: true });
+  return {
+    reference: ref,
+    description: { digest: manifest.digest, size: manifest.bytes.length, mediaType: manifest.mediaType },
+    summary: `pulled terraform module ${name} (${files} files) into ${args.to}`,
+  };
+}
+
 const COMMANDS: Record<string, (args: Arguments, env: NodeJS.ProcessEnv) => Promise<Outcome>> = {
   helm,
   terraform,
   copy,
   inspect,
+  'pull-terraform-module': pullTerraformModule,
 };
 
 function envFileLines(outcome: Outcome): string {

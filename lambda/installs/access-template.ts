@@ -23,8 +23,11 @@ export const DEFAULT_INSTALL_REPOSITORY_PREFIX = 'ferry';
 /** IAM role names are at most 64 characters. */
 export const ROLE_NAME_MAX = 64;
 
-/** The install id as the template's InstallId parameter accepts it. */
-export const INSTALL_ID_PATTERN = '[A-Za-z0-9_-]+';
+/**
+ * The install id as the template's InstallId parameter accepts it: the IMS's `inst_<ulid>`, whose
+ * part after `_` names the install's Terraform state bucket (stateBucketName).
+ */
+export const INSTALL_ID_PATTERN = '[a-z]+_[0-9a-z]+';
 
 /** What STS accepts as an ExternalId (2-1224 characters). */
 export const EXTERNAL_ID_PATTERN = '[\\w+=,.@:/-]+';
@@ -132,7 +135,7 @@ function validate(template: Json, request: AccessTemplateRequest): Json {
     );
   }
   if (!new RegExp(`^${INSTALL_ID_PATTERN}$`).test(install.id)) {
-    throw new AccessTemplateError(`${where}: the id may hold only letters, digits, '_' and '-'`);
+    throw new AccessTemplateError(`${where}: the id must be a prefix, '_' and lowercase letters or digits`);
   }
   if (installRoleName(tenant, install.id).length > ROLE_NAME_MAX) {
     throw new AccessTemplateError(

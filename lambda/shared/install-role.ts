@@ -37,3 +37,13 @@ export function taskExecutionRoleArn(
 ): string {
   return `arn:${partition}:iam::${accountId}:role/ferry/${installRoleName(tenant, installId)}.exec`;
 }
+
+/**
+ * The install's Terraform state bucket, created by the access template: `ferry-<tenant>-<ulid>-tfstate`
+ * (the install id's part after `_`), at most 61 characters, so the IMS knows it without asking.
+ */
+export function stateBucketName(tenant: string, installId: string): string {
+  const unique = installId.split('_')[1];
+  if (!unique) throw new Error(`install id ${installId} is not <prefix>_<id>`);
+  return `ferry-${tenant}-${unique}-tfstate`;
+}

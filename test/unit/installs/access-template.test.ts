@@ -150,8 +150,12 @@ describe('access template for an install', () => {
     );
     expect(() => accessTemplateFor(synthesized, withInstall({ accountId: '1234' }))).toThrow(/accountId/);
     expect(() => accessTemplateFor(synthesized, withInstall({ region: 'mars-1' }))).toThrow(/region/);
-    expect(() => accessTemplateFor(synthesized, withInstall({ id: 'inst/1' }))).toThrow(/id may hold/);
-    expect(() => accessTemplateFor(synthesized, withInstall({ id: 'i'.repeat(60) }))).toThrow(/over 64/);
+    expect(() => accessTemplateFor(synthesized, withInstall({ id: 'inst/1' }))).toThrow(
+      /id must be a prefix/,
+    );
+    expect(() => accessTemplateFor(synthesized, withInstall({ id: `inst_${'i'.repeat(60)}` }))).toThrow(
+      /over 64/,
+    );
   });
 
   it('refuses a template for another tenant or without the access parameters', () => {

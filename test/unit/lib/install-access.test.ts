@@ -1,5 +1,6 @@
 import { App } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
+import { stateBucketName } from '../../../lambda/shared/install-role';
 import { synthesizeAccessTemplate } from '../../../lib/access-template';
 import { InstallAccessStack } from '../../../lib/install-access-stack';
 
@@ -39,7 +40,6 @@ describe('install access template', () => {
     expect(ofType('AWS::IAM::Role')).toHaveLength(2);
     expect(ofType('AWS::S3::Bucket')).toHaveLength(1);
     expect(ofType('AWS::DynamoDB::Table')).toHaveLength(0);
-    expect(resources[bucketId].Properties).not.toHaveProperty('BucketName');
   });
 
   it("gives the install's ECS tasks an execution role under /ferry/ that only ECS tasks assume", () => {
@@ -210,5 +210,24 @@ describe('install access template', () => {
     const long = synthesizeAccessTemplate({ tenant: 'abcdefghijklmnopqrst' });
     const installId = (long.Parameters as Record<string, { MaxLength: number }>).InstallId;
     expect('ferry.abcdefghijklmnopqrst.'.length + installId.MaxLength).toBe(64);
+  });
+});
+
+describe('the Terraform state bucket name', () => {
+  it('is the one the IMS computes from the install id', () => {
+    const json = synthesizeAccessTemplate({ tenant: 'acme' });
+    const bucket = Object.values(json.Resources as Record<string, Resource>).find(
+      (resource) => resource.Type === 'AWS::S3::Bucket',
+    )!;
+    expect(bucket.Properties.BucketName).toEqual({
+      'Fn::Join': [
+        '-',
+        ['ferry-acme', { 'Fn::Select': [1, { 'Fn::Split': ['_', { Ref: 'InstallId' }] }] }, 'tfstate'],
+      ],
+    });
+    expect(stateBucketName('acme', 'inst_01jz5m3k8q2v7w9x0y1z2a3b4c')).toBe(
+      'ferry-acme-01jz5m3k8q2v7w9x0y1z2a3b4c-tfstate',
+    );
+    expect(stateBucketName('a'.repeat(20), 'inst_01jz5m3k8q2v7w9x0y1z2a3b4c').length).toBeLessThanOrEqual(63);
   });
 });
