@@ -8,6 +8,10 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import { Construct } from 'constructs';
 import { OUTPUTS_PREFIX } from '../lambda/deploy/runner';
+
+/** Where the deploy function writes each build's input (lambda/deploy/runner-platform.ts). */
+const INPUTS_PREFIX = 'inputs/';
+
 import { bundlePackagingTool, PACKAGING_TOOL_FILE } from '../tools/bundle';
 import { acknowledgeKmsDataKeyGrant, acknowledgeOnGrantee, nagArnOf, nagEnvOf, nagRefOf } from './nag';
 import { TenantLogGroup } from './tenant-log-group';
@@ -121,6 +125,19 @@ export class DeployRunner extends Construct {
       id: `AwsSolutions-IAM5[Resource::${nagArnOf(bucket)}/${OUTPUTS_PREFIX}*]`,
       reason:
         "Each deploy writes its own object under outputs/ of the runner's own bucket; keys are per deploy.",
+    });
+    // Each build's input (values, the ExternalId) is an object the deploy function wrote: read it.
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadInputs',
+        actions: ['s3:GetObject'],
+        resources: [bucket.arnForObjects(`${INPUTS_PREFIX}*`)],
+      }),
+    );
+    Validations.of(role).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::${nagArnOf(bucket)}/${INPUTS_PREFIX}*]`,
+      reason:
+        "Each build reads its own input object under inputs/ of the runner's own bucket; keys are per deploy.",
     });
 
     const buildImage = codebuild.LinuxArmBuildImage.AMAZON_LINUX_2023_STANDARD_3_0;
@@ -243,6 +260,29 @@ export class DeployRunner extends Construct {
       grantee,
       `AwsSolutions-IAM5[Resource::${nagArnOf(bucket)}/${OUTPUTS_PREFIX}*]`,
       "Each deploy's outputs are one object under outputs/ of the deploy runner's own bucket; keys are per deploy.",
+    );
+  }
+
+  /**
+   * Write and delete runs' inputs (`inputs/*`): what a build reads first, kept out of workflow
+   * state and CodeBuild's records.
+   */
+  grantWriteInputs(grantee: iam.IGrantable): void {
+    iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['s3:PutObject', 's3:DeleteObject'],
+      resourceArns: [this.outputsBucket.arnForObjects(`${INPUTS_PREFIX}*`)],
+    });
+    iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['kms:GenerateDataKey'],
+      resourceArns: [this.encryptionKey.keyArn],
+      conditions: this.viaOutputsBucket(),
+    });
+    acknowledgeOnGrantee(
+      grantee,
+      `AwsSolutions-IAM5[Resource::${nagArnOf(this.outputsBucket)}/${INPUTS_PREFIX}*]`,
+      "Each deploy's input is one object under inputs/ of the deploy runner's own bucket; keys are per deploy.",
     );
   }
 

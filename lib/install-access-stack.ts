@@ -202,13 +202,19 @@ export class InstallAccessStack extends Stack {
         }),
         new iam.PolicyStatement({
           sid: 'EcsTaskDefinitions',
-          actions: ['ecs:RegisterTaskDefinition', 'ecs:DescribeTaskDefinition'],
+          actions: [
+            'ecs:RegisterTaskDefinition',
+            'ecs:DescribeTaskDefinition',
+            'ecs:ListTaskDefinitions',
+            'ecs:DeregisterTaskDefinition',
+          ],
           // AWS offers no resource for these actions.
           resources: ['*'],
         }),
         new iam.PolicyStatement({
           sid: 'EcsServices',
-          actions: ['ecs:CreateService', 'ecs:UpdateService', 'ecs:DescribeServices'],
+          // Teardown scales a service to 0 and deletes it.
+          actions: ['ecs:CreateService', 'ecs:UpdateService', 'ecs:DescribeServices', 'ecs:DeleteService'],
           resources: [arn('ecs', 'service/*/*')],
         }),
         new iam.PolicyStatement({

@@ -15,6 +15,7 @@ import { installRoleName } from '../lambda/shared/install-role';
 import { synthesizeAccessTemplate } from './access-template';
 import { Api } from './api';
 import { BuildAgent } from './build-agent';
+import { DeployRunner } from './deploy-runner';
 import { FerryFunction } from './ferry-function';
 import { acknowledgeOnGrantee, nagEnvOf } from './nag';
 import { Registry } from './registry';
@@ -39,6 +40,7 @@ export class TenantStack extends Stack {
   public readonly stateTable: StateTable;
   public readonly registry: Registry;
   public readonly buildAgent: BuildAgent;
+  public readonly deployRunner: DeployRunner;
   public readonly api: Api;
   public readonly triggers: Triggers;
   public readonly selfCheck: Workflow;
@@ -46,6 +48,7 @@ export class TenantStack extends Stack {
   public readonly sync: Workflow;
   public readonly deployInstall: Workflow;
   public readonly release: Workflow;
+  public readonly teardownInstall: Workflow;
   public readonly installAccessPrincipals: readonly iam.IRole[];
 
   constructor(scope: Construct, id: string, props: TenantStackProps) {
@@ -217,8 +220,19 @@ export class TenantStack extends Stack {
       "Looks up the deploy-install executions a release started (named per release and install) when a wave's time runs out.",
     );
 
+    // The deploy runner: helm, Terraform and plugins, applied by CodeBuild through the install's role.
+    this.deployRunner = new DeployRunner(this, 'DeployRunner', { encryptionKey: key, ...common });
+    grantAssumeInstallRoles(this.deployRunner.role, this.tenant);
+
     // The deploy-install workflow: lock, deploy the component graph level by level, unlock, report.
     const deployStepsFunction = installTask('DeployStepsFunction', 'deploy/handler.ts', 'ferry-deploy');
+    deployStepsFunction.function.addEnvironment(
+      'DEPLOY_RUNNER_BUCKET',
+      this.deployRunner.outputsBucket.bucketName,
+    );
+    deployStepsFunction.function.addEnvironment('DEPLOY_RUNNER_IMAGE', this.deployRunner.defaultImage);
+    this.deployRunner.grantWriteInputs(deployStepsFunction.function);
+    this.deployRunner.grantReadOutputs(deployStepsFunction.function);
     this.deployInstall = new Workflow(this, 'DeployInstall', {
       definitionName: 'deploy-install',
       stateMachineName: names.deployInstall,
@@ -226,10 +240,27 @@ export class TenantStack extends Stack {
         DeployStepsFunctionArn: deployStepsFunction.function,
         ReleaseStepsFunctionArn: releaseStepsFunction.function,
       },
+      substitutions: { DeployRunnerProjectName: this.deployRunner.project.projectName },
       encryptionKey: key,
       timeout: Duration.hours(3),
       ...common,
     });
+
+    this.deployRunner.grantStartBuildSync(this.deployInstall.stateMachine);
+
+    // The teardown-install workflow: the install's components removed in reverse order, then the install.
+    this.teardownInstall = new Workflow(this, 'TeardownInstall', {
+      definitionName: 'teardown-install',
+      functions: { DeployStepsFunctionArn: deployStepsFunction.function },
+      encryptionKey: key,
+      timeout: Duration.hours(3),
+      ...common,
+    });
+    apiFunction.function.addEnvironment(
+      'TEARDOWN_STATE_MACHINE_ARN',
+      this.teardownInstall.stateMachine.stateMachineArn,
+    );
+    this.teardownInstall.stateMachine.grantStartExecution(apiFunction.function);
 
     // The release workflow: waves of deploy-install executions, one task token per wave.
     this.release = new Workflow(this, 'Release', {
@@ -255,7 +286,12 @@ export class TenantStack extends Stack {
     this.release.stateMachine.grantStartExecution(apiFunction.function);
 
     /** The roles an install's access role must trust: the tasks that assume it. */
-    this.installAccessPrincipals = [syncStepsFunction.role, deployStepsFunction.role, apiFunction.role];
+    this.installAccessPrincipals = [
+      syncStepsFunction.role,
+      deployStepsFunction.role,
+      this.deployRunner.role,
+      apiFunction.role,
+    ];
     apiFunction.function.addEnvironment(
       'INSTALL_ACCESS_ROLE_ARNS',
       this.installAccessPrincipals.map((role) => role.roleArn).join(','),

@@ -105,6 +105,7 @@ export async function startLocalIms(options: LocalImsOptions): Promise<LocalIms>
     const releasesIdle = async () => {
       await runtime.releaseRunner.idle();
       await runtime.executions.idle();
+      await runtime.teardownRunner.idle();
     };
     started.push({ stop: releasesIdle });
     const accessTemplate = {
@@ -122,6 +123,7 @@ export async function startLocalIms(options: LocalImsOptions): Promise<LocalIms>
       deployments: runtime.deployments,
       releases: runtime.releases,
       releaseStarter: runtime.releaseRunner,
+      teardownStarter: runtime.teardownRunner,
     });
     const server: LocalHttpServer = await serveProxyHandler(handler, options.port);
     started.push(server);

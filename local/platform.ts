@@ -2,13 +2,14 @@
  * Local mode's platform: applies a component by writing what it would apply under the install's
  * directory (the ECS task definition and service, the Helm release and its rendered values, the
  * Terraform variables, the plugin's deploy environment); Terraform and plugin commands run for
- * real where their binaries exist.
+ * real where their binaries exist. Destroying removes what apply wrote, after `terraform destroy`
+ * (same module, state and data directory) or the plugin's destroy commands have run.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { ApplyRequest, ApplyResult, Platform } from '../lambda/deploy/platform';
+import type { ApplyRequest, ApplyResult, DestroyRequest, Platform } from '../lambda/deploy/platform';
 import { RegistryClient } from '../lambda/oci/client';
 import { TERRAFORM_MODULE_LAYER } from '../lambda/oci/media-types';
 import { parseReference } from '../lambda/oci/reference';
@@ -24,38 +25,8 @@ export class LocalPlatform implements Platform {
    * state stays in the install's directory, and `output -json` becomes the component's outputs.
    */
   private async applyTerraform(dir: string, request: ApplyRequest): Promise<ApplyResult> {
-    const reference = parseReference(request.artifact.uri);
-    const registry = new RegistryClient({ registry: reference.registry, insecure: true });
-    const manifest = JSON.parse(
-      (
-        await registry.getManifest(reference.repository, reference.digest ?? reference.tag ?? 'latest')
-      ).bytes.toString('utf8'),
-    ) as { layers: { digest: string; mediaType: string }[] };
-    const layer = manifest.layers.find((candidate) => candidate.mediaType === TERRAFORM_MODULE_LAYER);
-    if (!layer) throw new Error(`${request.artifact.uri} holds no Terraform module layer`);
-    const chunks: Buffer[] = [];
-    for await (const chunk of await registry.getBlob(reference.repository, layer.digest))
-      chunks.push(chunk as Buffer);
-    const moduleDir = join(dir, 'module');
-    rmSync(moduleDir, { recursive: true, force: true });
-    for (const entry of await readTarGz(Buffer.concat(chunks))) {
-      const target = join(moduleDir, entry.name);
-      if (!target.startsWith(`${moduleDir}/`) && target !== moduleDir)
-        throw new Error(`module entry ${entry.name} escapes the module`);
-      if (entry.type === 'directory') mkdirSync(target, { recursive: true });
-      else {
-        mkdirSync(join(target, '..'), { recursive: true });
-        writeFileSync(target, entry.content, { mode: entry.mode });
-      }
-    }
-    const env = {
-      ...process.env,
-      ...(request.spec.type === 'terraform' ? request.spec.environment : {}),
-      TF_IN_AUTOMATION: '1',
-      TF_DATA_DIR: join(dir, '.terraform'),
-    };
-    const terraform = (...args: string[]) =>
-      run('terraform', [`-chdir=${moduleDir}`, ...args], { env, maxBuffer: 16 * 1024 * 1024 });
+    const moduleDir = await pullModule(dir, request.artifact.uri);
+    const terraform = terraformIn(dir, moduleDir, request.spec);
     try {
       await terraform('init', '-input=false', '-no-color');
       await terraform(
@@ -78,9 +49,80 @@ export class LocalPlatform implements Platform {
       return { outputs, sensitiveOutputs };
     } catch (error) {
       const failure = error as { stderr?: string; message: string };
-      throw new Error(
-        `terraform failed: ${(failure.stderr || failure.message).trim().split('\n').slice(-5).join(' ')}`,
+      throw new Error(`terraform failed: ${lastLines(failure.stderr || failure.message)}`);
+    }
+  }
+
+  /**
+   * Removes the component: `terraform destroy` with the state apply left (nothing to do without
+   * one), or the plugin's destroy commands when its spec has them; then every file apply wrote, and
+   * the install's directory with its last component. A failed destroy keeps the files (and the
+   * Terraform state) for the next attempt.
+   */
+  async destroy(request: DestroyRequest): Promise<void> {
+    const installDir = join(this.root, request.install.id);
+    const dir = join(installDir, request.component);
+    const { spec } = request;
+    if (spec.type === 'terraform') await this.destroyTerraform(dir, request);
+    if (spec.type === 'custom' && spec.plugin.destroy) {
+      mkdirSync(dir, { recursive: true });
+      const { commands, environment } = spec.plugin.destroy;
+      for (const [index, command] of commands.entries()) {
+        try {
+          await run('bash', ['-euo', 'pipefail', '-c', command], {
+            cwd: dir,
+            env: {
+              ...process.env,
+              ...environment,
+              ...(request.artifact && { FERRY_ARTIFACT_URI: request.artifact.uri }),
+            },
+          });
+        } catch (error) {
+          const failure = error as { stderr?: string; code?: number; message: string };
+          throw new Error(
+            `destroy command ${index + 1} of ${commands.length} exited with ${failure.code ?? 'an error'}: ` +
+              lastLines(failure.stderr || failure.message),
+          );
+        }
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+    try {
+      rmdirSync(installDir);
+    } catch {
+      // Other components of the install remain (or it is gone already).
+    }
+  }
+
+  private async destroyTerraform(dir: string, request: DestroyRequest): Promise<void> {
+    const state = join(dir, 'terraform.tfstate');
+    if (!existsSync(state)) return; // never applied: nothing to destroy
+    if (!(await run('terraform', ['version']).catch(() => undefined))) {
+      throw new Error(`terraform is not on PATH: cannot destroy what ${state} records; it is kept`);
+    }
+    let moduleDir = join(dir, 'module');
+    if (!existsSync(moduleDir)) {
+      if (!request.artifact) {
+        throw new Error(`the module applied with ${state} is gone and no artifact is recorded to pull it`);
+      }
+      moduleDir = await pullModule(dir, request.artifact.uri);
+    }
+    const variables = request.spec.type === 'terraform' ? request.spec.variables : {};
+    writeFileSync(join(dir, 'terraform.tfvars.json'), `${JSON.stringify(variables, null, 2)}\n`);
+    const terraform = terraformIn(dir, moduleDir, request.spec);
+    try {
+      await terraform('init', '-input=false', '-no-color');
+      await terraform(
+        'destroy',
+        '-input=false',
+        '-auto-approve',
+        '-no-color',
+        `-state=${state}`,
+        `-var-file=${join(dir, 'terraform.tfvars.json')}`,
       );
+    } catch (error) {
+      const failure = error as { stderr?: string; message: string };
+      throw new Error(`terraform destroy failed: ${lastLines(failure.stderr || failure.message)}`);
     }
   }
 
@@ -172,4 +214,49 @@ export class LocalPlatform implements Platform {
       }
     }
   }
+}
+
+/** Pulls the Terraform module out of the artifact at `uri` into `dir/module`; returns that folder. */
+async function pullModule(dir: string, uri: string): Promise<string> {
+  const reference = parseReference(uri);
+  const registry = new RegistryClient({ registry: reference.registry, insecure: true });
+  const manifest = JSON.parse(
+    (
+      await registry.getManifest(reference.repository, reference.digest ?? reference.tag ?? 'latest')
+    ).bytes.toString('utf8'),
+  ) as { layers: { digest: string; mediaType: string }[] };
+  const layer = manifest.layers.find((candidate) => candidate.mediaType === TERRAFORM_MODULE_LAYER);
+  if (!layer) throw new Error(`${uri} holds no Terraform module layer`);
+  const chunks: Buffer[] = [];
+  for await (const chunk of await registry.getBlob(reference.repository, layer.digest))
+    chunks.push(chunk as Buffer);
+  const moduleDir = join(dir, 'module');
+  rmSync(moduleDir, { recursive: true, force: true });
+  for (const entry of await readTarGz(Buffer.concat(chunks))) {
+    const target = join(moduleDir, entry.name);
+    if (!target.startsWith(`${moduleDir}/`) && target !== moduleDir)
+      throw new Error(`module entry ${entry.name} escapes the module`);
+    if (entry.type === 'directory') mkdirSync(target, { recursive: true });
+    else {
+      mkdirSync(join(target, '..'), { recursive: true });
+      writeFileSync(target, entry.content, { mode: entry.mode });
+    }
+  }
+  return moduleDir;
+}
+
+/** Runs terraform in `moduleDir` with the component's environment and its data directory under `dir`. */
+function terraformIn(dir: string, moduleDir: string, spec: ApplyRequest['spec']) {
+  const env = {
+    ...process.env,
+    ...(spec.type === 'terraform' ? spec.environment : {}),
+    TF_IN_AUTOMATION: '1',
+    TF_DATA_DIR: join(dir, '.terraform'),
+  };
+  return (...args: string[]) =>
+    run('terraform', [`-chdir=${moduleDir}`, ...args], { env, maxBuffer: 16 * 1024 * 1024 });
+}
+
+function lastLines(text: string): string {
+  return text.trim().split('\n').slice(-5).join(' ');
 }

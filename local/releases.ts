@@ -7,6 +7,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Platform } from '../lambda/deploy/platform';
 import { DeploySteps } from '../lambda/deploy/steps';
+import { TeardownSteps } from '../lambda/deploy/teardown';
+import type { TeardownStarter } from '../lambda/deploy/teardown-starter';
 import type { Builds } from '../lambda/domain/builds';
 import type { ControlPlane } from '../lambda/domain/control-plane';
 import { Deployments } from '../lambda/domain/deployments';
@@ -27,15 +29,25 @@ import { SyncSteps } from '../lambda/sync/steps';
 import { localInstallPrefix } from './install-access';
 import { runWorkflow, type TaskHandler, type WorkflowRun } from './stepfunctions';
 
-/** The deploy-install definition's Task states, mapped to the steps. */
+/**
+ * The deploy-install definition's Task states, mapped to the steps. Local mode's platform applies
+ * every component itself, so the deploy runner's build never starts unless a test stands one in.
+ */
 export function deployInstallTasks(
   deploy: DeploySteps,
   release?: Pick<ReleaseSteps, 'report'>,
+  runDeployRunner?: TaskHandler,
 ): Record<string, TaskHandler> {
   return {
     LockInstall: (input) => deploy.lock(input),
     PlanDeploy: (input) => deploy.plan(input),
     DeployComponent: (input) => deploy.deployComponent(input),
+    RunDeployRunner:
+      runDeployRunner ??
+      (() => {
+        throw new Error('local mode has no deploy runner: its platform applies every component itself');
+      }),
+    FinishComponent: (input) => deploy.finishComponent(input),
     UnlockInstall: (input) => deploy.unlock(input),
     UnlockAfterError: (input) => deploy.unlock(input),
     ReportToRelease: (input) => {
@@ -43,6 +55,44 @@ export function deployInstallTasks(
       return release.report(input);
     },
   };
+}
+
+/** The teardown-install definition's Task states, mapped to the steps. */
+export function teardownInstallTasks(steps: TeardownSteps): Record<string, TaskHandler> {
+  return {
+    LockInstall: (input) => steps.lock(input),
+    PlanTeardown: (input) => steps.plan(input),
+    DestroyComponent: (input) => steps.destroyComponent(input),
+    FinishTeardown: (input) => steps.finish(input),
+    UnlockAfterError: (input) => steps.finish(input),
+  };
+}
+
+/** Runs teardowns in the background: the local stand-in for starting the teardown workflow. */
+export class LocalTeardownRunner implements TeardownStarter {
+  private readonly running = new Set<Promise<unknown>>();
+
+  constructor(
+    private readonly steps: TeardownSteps,
+    private readonly onFinished?: (installId: string, run: WorkflowRun) => void,
+  ) {}
+
+  async start(installId: string, teardownId: string): Promise<void> {
+    const run = runWorkflow(
+      'teardown-install',
+      { installId, teardownId },
+      {
+        executionName: teardownId,
+        tasks: teardownInstallTasks(this.steps),
+      },
+    ).then((result) => this.onFinished?.(installId, result));
+    this.running.add(run);
+    void run.finally(() => this.running.delete(run));
+  }
+
+  async idle(): Promise<void> {
+    while (this.running.size > 0) await Promise.all([...this.running]);
+  }
 }
 
 /** Wakes waiting waves: the local stand-in for SendTaskSuccess. */
@@ -199,6 +249,7 @@ export interface LocalReleaseRuntimeOptions {
   readonly pauseSeconds?: number;
   readonly maxWavesPerExecution?: ReleaseStepsOptions['maxWavesPerExecution'];
   readonly onReleaseFinished?: LocalReleaseRunnerOptions['onFinished'];
+  readonly onTeardownFinished?: (installId: string, run: WorkflowRun) => void;
 }
 
 /** Everything local mode needs to run releases, wired as Lambda wires it in AWS. */
@@ -243,5 +294,24 @@ export function localReleaseRuntime(options: LocalReleaseRuntimeOptions) {
     pauseSeconds: options.pauseSeconds,
     onFinished: options.onReleaseFinished,
   });
-  return { releases, deployments, deploySteps, releaseSteps, executions, notifier, releaseRunner };
+  const teardownRunner = new LocalTeardownRunner(
+    new TeardownSteps({
+      controlPlane,
+      deployments,
+      lock: new InstallLock(store),
+      store,
+      platform: options.platform,
+    }),
+    options.onTeardownFinished,
+  );
+  return {
+    releases,
+    deployments,
+    deploySteps,
+    releaseSteps,
+    executions,
+    notifier,
+    releaseRunner,
+    teardownRunner,
+  };
 }

@@ -140,6 +140,7 @@ async function main() {
       apply: async (request): Promise<ApplyResult> => ({
         outputs: request.component === 'base' ? { endpoint: `db.${request.install.id}.internal` } : {},
       }),
+      destroy: async () => undefined,
     };
     const runtime = localReleaseRuntime({
       controlPlane,

@@ -2,6 +2,7 @@ import { KMSClient } from '@aws-sdk/client-kms';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { STSClient } from '@aws-sdk/client-sts';
 import { StepFunctionsBuildStarter } from '../build/starter';
+import { StepFunctionsTeardownStarter } from '../deploy/teardown-starter';
 import { Builds } from '../domain/builds';
 import { ControlPlane } from '../domain/control-plane';
 import { Deployments } from '../domain/deployments';
@@ -31,6 +32,7 @@ export const handler: ApiHandler = createApiHandler({
   releases: new Releases(new StateStore({ client, table })),
   buildStarter: new StepFunctionsBuildStarter(sfn, requireEnv('BUILD_STATE_MACHINE_ARN')),
   releaseStarter: new StepFunctionsReleaseStarter(sfn, requireEnv('RELEASE_STATE_MACHINE_ARN')),
+  teardownStarter: new StepFunctionsTeardownStarter(sfn, requireEnv('TEARDOWN_STATE_MACHINE_ARN')),
   installAccess: new AwsInstallAccess({ sts: new STSClient({}), tenant: requireEnv('FERRY_TENANT') }),
   accessTemplate: {
     template: JSON.parse(FERRY_ACCESS_TEMPLATE) as Record<string, unknown>,

@@ -218,3 +218,10 @@ export const ReleaseDetailResponse = z
     ),
   })
   .meta({ id: 'ReleaseDetail' });
+
+export const TeardownResponse = z
+  .strictObject({
+    installId: z.string(),
+    teardownId: z.string().describe("Names the teardown in the install's history."),
+  })
+  .meta({ id: 'Teardown' });

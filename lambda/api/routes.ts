@@ -2,8 +2,10 @@
  * The IMS API: every route with what it takes and answers. The router serves this table and the
  * OpenAPI document is generated from it, so the document describes exactly what is served.
  */
+import { randomBytes } from 'node:crypto';
 import type { z } from 'zod';
 import type { BuildStarter } from '../build/starter';
+import type { TeardownStarter } from '../deploy/teardown-starter';
 import type { Builds } from '../domain/builds';
 import type { ControlPlane } from '../domain/control-plane';
 import type { Deployments } from '../domain/deployments';
@@ -43,6 +45,7 @@ import {
   pageOf,
   ReleaseDetailResponse,
   ReleaseResponse,
+  TeardownResponse,
 } from './responses';
 
 /** What every route may use; the Lambda handler and local mode each build one. */
@@ -55,6 +58,7 @@ export interface RouteContext {
   readonly deployments: Deployments;
   readonly releases: Releases;
   readonly releaseStarter: ReleaseStarter;
+  readonly teardownStarter: TeardownStarter;
   /** The customer-side template (synthesized from lib/install-access-stack.ts) and the roles it trusts. */
   readonly accessTemplate: {
     readonly template: Record<string, unknown>;
@@ -407,6 +411,23 @@ export const ROUTES: readonly RouteDefinition[] = [
     handle: async (request, { controlPlane }) => {
       const install = await controlPlane.getInstall(request.params[InstallId]);
       return { body: install, version: install.version };
+    },
+  },
+  {
+    method: 'DELETE',
+    path: '/v1/installs/{installId}',
+    operationId: 'deleteInstall',
+    summary:
+      'Tear the install down: its components are removed in reverse order through its role, then the install is deleted',
+    tag: 'installs',
+    response: TeardownResponse,
+    status: 202,
+    errors: [404],
+    handle: async (request, { controlPlane, teardownStarter }) => {
+      const install = await controlPlane.getInstall(request.params[InstallId]);
+      const teardownId = `teardown-${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`;
+      await teardownStarter.start(install.id, teardownId);
+      return { status: 202, body: { installId: install.id, teardownId } };
     },
   },
   {

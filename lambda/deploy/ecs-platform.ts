@@ -1,19 +1,28 @@
 /**
  * Applies `image` and `dockerfile` components as ECS Fargate services in the install's account,
  * through the install's role: a task definition with the synced image digest and the rendered
- * settings, the service created or updated, then a wait for steady state.
+ * settings, the service created or updated, then a wait for steady state. Destroying scales the
+ * service to zero, deletes it, waits until it is inactive and deregisters the family's task
+ * definitions.
  */
 import {
+  ClusterNotFoundException,
   CreateServiceCommand,
+  DeleteServiceCommand,
+  DeregisterTaskDefinitionCommand,
   DescribeServicesCommand,
   ECSClient,
+  paginateListTaskDefinitions,
   RegisterTaskDefinitionCommand,
+  ServiceNotActiveException,
+  ServiceNotFoundException,
   UpdateServiceCommand,
+  waitUntilServicesInactive,
   waitUntilServicesStable,
 } from '@aws-sdk/client-ecs';
 import { sessionNameFor, taskExecutionRoleArn } from '../shared/install-role';
 import type { AwsInstallAccess } from '../sync/access';
-import type { ApplyRequest, ApplyResult, Platform } from './platform';
+import type { ApplyRequest, ApplyResult, DestroyRequest, Platform } from './platform';
 
 export interface EcsPlatformOptions {
   readonly access: Pick<AwsInstallAccess, 'credentialsFor'>;
@@ -29,8 +38,94 @@ export interface EcsPlatformOptions {
   ) => ECSClient;
 }
 
+/** The errors ECS answers for a service (or its cluster) that no longer exists. */
+function isGone(error: unknown): boolean {
+  return (
+    error instanceof ServiceNotFoundException ||
+    error instanceof ServiceNotActiveException ||
+    error instanceof ClusterNotFoundException
+  );
+}
+
 export class EcsPlatform implements Platform {
   constructor(private readonly options: EcsPlatformOptions) {}
+
+  private async clientFor(install: ApplyRequest['install'], purpose: string): Promise<ECSClient> {
+    const credentials = await this.options.access.credentialsFor(install, sessionNameFor(purpose));
+    return (
+      this.options.ecsClient?.(install.region, credentials) ??
+      new ECSClient({ region: install.region, credentials })
+    );
+  }
+
+  /**
+   * Removes the component's service and task definitions, through the install's role: desired
+   * count 0, DeleteService (forced, so running tasks stop), a wait until the service is inactive,
+   * then every active revision of the `ferry-<component>` family deregistered. A service or
+   * cluster already gone is not an error.
+   */
+  async destroy(request: DestroyRequest): Promise<void> {
+    const { spec, install } = request;
+    if (spec.type !== 'image' && spec.type !== 'dockerfile') {
+      throw new Error(`the ECS platform removes image and dockerfile components, not ${spec.type}`);
+    }
+    // Without a service, apply created nothing in the install's account.
+    if (!spec.service) return;
+    const { cluster } = spec.service;
+    const service = request.component;
+    const ecs = await this.clientFor(install, request.deployId);
+    const where = `service ${service} in cluster ${cluster} (account ${install.accountId}, ${install.region})`;
+
+    /** The service's status; undefined when it (or its cluster) does not exist. */
+    const statusNow = async () => {
+      try {
+        const described = await ecs.send(new DescribeServicesCommand({ cluster, services: [service] }));
+        return described.services?.find((candidate) => candidate.serviceName === service)?.status;
+      } catch (error) {
+        if (isGone(error)) return undefined;
+        throw error;
+      }
+    };
+    const status = await statusNow();
+    if (status === 'ACTIVE') {
+      try {
+        await ecs.send(new UpdateServiceCommand({ cluster, service, desiredCount: 0 }));
+        await ecs.send(new DeleteServiceCommand({ cluster, service, force: true }));
+      } catch (error) {
+        if (!isGone(error)) throw error;
+      }
+    }
+    if (status === 'ACTIVE' || status === 'DRAINING') {
+      const waitSeconds = this.options.stableWaitSeconds ?? 600;
+      await waitUntilServicesInactive(
+        { client: ecs, maxWaitTime: waitSeconds, minDelay: this.options.pollSeconds ?? 15 },
+        { cluster, services: [service] },
+      ).catch(async () => {
+        // The waiter gives up when the service is already MISSING, which is as good as inactive.
+        const after = await statusNow();
+        if (after !== undefined && after !== 'INACTIVE') {
+          throw new Error(
+            `${where} did not become inactive within ${waitSeconds}s of its deletion: ${after}`,
+          );
+        }
+      });
+    }
+
+    const family = `ferry-${request.component}`;
+    const revisions: string[] = [];
+    for await (const page of paginateListTaskDefinitions(
+      { client: ecs },
+      { familyPrefix: family, status: 'ACTIVE' },
+    )) {
+      for (const arn of page.taskDefinitionArns ?? []) {
+        // familyPrefix matches ferry-web2 too: keep this family's revisions only.
+        if (/:task-definition\/(.+):\d+$/.exec(arn)?.[1] === family) revisions.push(arn);
+      }
+    }
+    for (const taskDefinition of revisions) {
+      await ecs.send(new DeregisterTaskDefinitionCommand({ taskDefinition }));
+    }
+  }
 
   async apply(request: ApplyRequest): Promise<ApplyResult> {
     const { spec, install } = request;
@@ -39,10 +134,7 @@ export class EcsPlatform implements Platform {
     }
     if (!spec.service) return { outputs: { image: request.artifact.uri } };
     const service = spec.service;
-    const credentials = await this.options.access.credentialsFor(install, sessionNameFor(request.deployId));
-    const ecs =
-      this.options.ecsClient?.(install.region, credentials) ??
-      new ECSClient({ region: install.region, credentials });
+    const ecs = await this.clientFor(install, request.deployId);
     const family = `ferry-${request.component}`;
     const number = (value: string | number, field: string) => {
       const parsed = Number(value);

@@ -1,4 +1,5 @@
 import { ECRClient } from '@aws-sdk/client-ecr';
+import { S3Client } from '@aws-sdk/client-s3';
 import { STSClient } from '@aws-sdk/client-sts';
 import { Builds } from '../domain/builds';
 import { ControlPlane } from '../domain/control-plane';
@@ -12,8 +13,16 @@ import { logger } from '../shared/logger';
 import { AwsInstallAccess, ecrRegistry } from '../sync/access';
 import { SyncSteps } from '../sync/steps';
 import { EcsPlatform } from './ecs-platform';
-import type { ApplyRequest, Platform } from './platform';
-import { type ComponentOutcome, type DeployInput, DeploySteps, type PlannedLevelItem } from './steps';
+import type { ApplyRequest, DestroyRequest, Platform } from './platform';
+import { RunnerPlatform } from './runner-platform';
+import {
+  type ComponentOutcome,
+  type DeployInput,
+  DeploySteps,
+  type PlannedLevelItem,
+  type RunnerEnd,
+} from './steps';
+import { type TeardownInput, type TeardownOutcome, TeardownSteps } from './teardown';
 
 const client = documentClient();
 const table = requireEnv('STATE_TABLE');
@@ -25,12 +34,30 @@ const access = new AwsInstallAccess({ sts: new STSClient({}), tenant });
 const ecs = new EcsPlatform({ access, tenant });
 let tenantRegistry: RegistryClient | undefined;
 
-/** In AWS today: containers on ECS; the Helm/Terraform deploy runner and plugins are not built yet. */
-const platform: Platform = {
+/** Helm charts, Terraform modules and plugins: builds of the deploy runner, which the workflow starts. */
+const runnerPlatform = new RunnerPlatform({
+  s3: new S3Client({}),
+  bucket: requireEnv('DEPLOY_RUNNER_BUCKET'),
+  tenant,
+  defaultImage: requireEnv('DEPLOY_RUNNER_IMAGE'),
+});
+const runner = {
+  handles: (spec: ApplyRequest['spec']) => spec.type !== 'image' && spec.type !== 'dockerfile',
+  prepare: (request: ApplyRequest) => runnerPlatform.prepare(request),
+  finish: (job: Parameters<RunnerPlatform['finish']>[0]) => runnerPlatform.finish(job),
+  discard: (job: Parameters<RunnerPlatform['discard']>[0]) => runnerPlatform.discard(job),
+};
+
+/** Containers on ECS; everything else goes to the deploy runner (see `runner`). */
+const platform: Required<Platform> = {
   apply(request: ApplyRequest) {
     if (request.spec.type === 'image' || request.spec.type === 'dockerfile') return ecs.apply(request);
+    throw new Error(`${request.spec.type} components are applied by the deploy runner, not here`);
+  },
+  async destroy(request: DestroyRequest) {
+    if (request.spec.type === 'image' || request.spec.type === 'dockerfile') return ecs.destroy(request);
     throw new Error(
-      `deploying ${request.spec.type} components in AWS is not supported yet (only image and dockerfile)`,
+      `removing ${request.spec.type} components in AWS is not supported yet (only image and dockerfile)`,
     );
   },
 };
@@ -53,29 +80,63 @@ const steps = new DeploySteps({
     destinationPrefix: () => requireEnv('INSTALL_REPOSITORY_PREFIX'),
   }),
   platform,
+  runner,
 });
 
+const teardown = new TeardownSteps({
+  controlPlane,
+  deployments: new Deployments(store),
+  lock: new InstallLock(store),
+  store,
+  platform,
+});
+
+export type TeardownStepEvent =
+  | ({ action: 'teardown-lock' } & TeardownInput)
+  | ({ action: 'teardown-plan' } & TeardownInput)
+  | ({ action: 'destroy-component'; component: string } & TeardownInput)
+  | ({
+      action: 'teardown-finish';
+      outcomes?: TeardownOutcome[][];
+      error?: { Error?: string; Cause?: string };
+    } & TeardownInput);
+
 export type DeployStepEvent =
+  | TeardownStepEvent
   | ({ action: 'lock' } & DeployInput)
   | ({ action: 'plan' } & DeployInput)
   | ({ action: 'deploy-component' } & DeployInput & PlannedLevelItem)
+  | { action: 'finish-component'; installId?: undefined; deployId?: undefined; job: RunnerEnd }
   | ({
       action: 'unlock';
       outcomes?: ComponentOutcome[][];
       error?: { Error?: string; Cause?: string };
     } & DeployInput);
 
-/** The deploy-install workflow's Lambda task. */
+/** The deploy-install and teardown-install workflows' Lambda task. */
 export async function handler(event: DeployStepEvent): Promise<unknown> {
-  logger.appendKeys({ installId: event.installId, deployId: event.deployId });
+  logger.appendKeys({
+    installId: event.installId,
+    ...('teardownId' in event ? { teardownId: event.teardownId } : { deployId: event.deployId }),
+  });
   logger.info('deploy step', { action: event.action });
   switch (event.action) {
+    case 'teardown-lock':
+      return teardown.lock(event);
+    case 'teardown-plan':
+      return teardown.plan(event);
+    case 'destroy-component':
+      return teardown.destroyComponent(event);
+    case 'teardown-finish':
+      return teardown.finish(event);
     case 'lock':
       return steps.lock(event);
     case 'plan':
       return steps.plan(event);
     case 'deploy-component':
       return steps.deployComponent(event);
+    case 'finish-component':
+      return steps.finishComponent(event);
     case 'unlock':
       return steps.unlock(event);
     default:

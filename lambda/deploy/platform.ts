@@ -23,7 +23,32 @@ export interface ApplyResult {
   readonly sensitiveOutputs?: string[];
 }
 
+/**
+ * What a teardown removes: one component as it was last deployed, its templates rendered from the
+ * install and from the outputs its upstream components recorded.
+ */
+export interface DestroyRequest {
+  readonly install: Install;
+  /** The teardown's id: the session name in the install's account, the id the records carry. */
+  readonly deployId: string;
+  readonly component: string;
+  /** The component's spec with every `{{ … }}` rendered as it was for its last deploy. */
+  readonly spec: ComponentSpec;
+  /**
+   * The artifact last synced into the install's registry (`host/repo@digest`), when the component's
+   * record names one; a Terraform module is pulled from it again if its files are gone.
+   */
+  readonly artifact?: { readonly uri: string; readonly digest: string };
+}
+
 /** Where components run: ECS, EKS and Terraform through the install's role in AWS; files and real binaries locally. */
 export interface Platform {
   apply(request: ApplyRequest): Promise<ApplyResult>;
+  /**
+   * Removes what `apply` created for the component; removing what is already gone succeeds, so a
+   * retried teardown does not fail. Throws with the cause when something could not be removed.
+   * Optional only so that apply-only stand-ins (scripts/bench-release.ts) keep compiling; every
+   * real platform implements it, and the teardown steps require it.
+   */
+  destroy(request: DestroyRequest): Promise<void>;
 }

@@ -12,7 +12,8 @@ import type { StateStore } from '../domain/state-store';
 import type { RenderContext } from '../domain/templates';
 import type { SyncSteps } from '../sync/steps';
 import { planDeploy, renderForInstall } from './plan';
-import type { Platform } from './platform';
+import type { ApplyRequest, ApplyResult, Platform } from './platform';
+import type { RunnerJob } from './runner-platform';
 
 export const DEPLOY_ACTOR = 'workflow:deploy-install';
 /** A deploy holds its install at most this long; a crashed one is taken over after it. */
@@ -37,6 +38,27 @@ export interface ComponentOutcome {
   readonly cause?: string;
 }
 
+/** Components the deploy runner applies: the workflow runs the job, then finishComponent. */
+export interface DeployRunner {
+  handles(spec: ApplyRequest['spec']): boolean;
+  prepare(request: ApplyRequest): Promise<RunnerJob>;
+  finish(job: RunnerJob): Promise<ApplyResult>;
+  discard(job: RunnerJob): Promise<void>;
+}
+
+/** A component handed to the deploy runner: what finishComponent needs to record it. */
+export interface RunningComponent extends DeployInput, PlannedLevelItem {
+  readonly status: 'running';
+  readonly runner: RunnerJob;
+  readonly artifact: { uri: string; digest?: string };
+}
+
+/** The runner build's end, as the workflow hands it over: its result, or the error it caught. */
+export interface RunnerEnd extends RunningComponent {
+  readonly runnerBuild?: { id: string; status: string };
+  readonly runnerError?: { Error?: string; Cause?: string };
+}
+
 export interface DeployStepsOptions {
   readonly controlPlane: ControlPlane;
   readonly builds: Builds;
@@ -45,6 +67,8 @@ export interface DeployStepsOptions {
   readonly store: StateStore;
   readonly sync: SyncSteps;
   readonly platform: Platform;
+  /** Applies the components it handles on the deploy runner (AWS); without it the platform applies all. */
+  readonly runner?: DeployRunner;
 }
 
 class StepFailure extends Error {
@@ -90,8 +114,11 @@ export class DeploySteps {
     };
   }
 
-  /** Deploys one component; never throws, so its level finishes: the outcome says what happened. */
-  async deployComponent(input: DeployInput & PlannedLevelItem): Promise<ComponentOutcome> {
+  /**
+   * Deploys one component; never throws, so its level finishes: the outcome says what happened. A
+   * component the deploy runner applies comes back `running`, with the job the workflow starts.
+   */
+  async deployComponent(input: DeployInput & PlannedLevelItem): Promise<ComponentOutcome | RunningComponent> {
     const install = await this.options.controlPlane.getInstall(input.installId);
     const component = await this.options.controlPlane.getComponent(install.appId, input.component);
     const deployed = new Map(
@@ -123,47 +150,106 @@ export class DeploySteps {
       step = 'render';
       const spec = renderForInstall(component.spec, await this.renderContext(install, deployed));
       step = 'apply';
-      const result = await this.options.platform.apply({
+      const request: ApplyRequest = {
         install,
         deployId: input.deployId,
         component: component.name,
         spec,
         artifact,
-      });
-      await this.options.deployments.record(
-        install.id,
-        install.appId,
-        component.name,
-        {
-          status: 'deployed',
+      };
+      const { runner } = this.options;
+      if (runner?.handles(spec)) {
+        const running: RunningComponent = {
+          installId: input.installId,
+          deployId: input.deployId,
+          component: component.name,
           buildId: build.id,
-          digest: artifact.digest,
-          outputs: {
-            ...result.outputs,
-            ...(artifact.digest && { 'image.uri': artifact.uri, 'image.digest': artifact.digest }),
-          },
-          sensitiveOutputs: result.sensitiveOutputs,
-          releaseId: input.deployId,
-        },
-        DEPLOY_ACTOR,
-      );
-      return { component: component.name, status: 'deployed' };
+          status: 'running',
+          runner: await runner.prepare(request),
+          artifact: { uri: artifact.uri, ...(artifact.digest && { digest: artifact.digest }) },
+        };
+        return running;
+      }
+      const result = await this.options.platform.apply(request);
+      return await this.recordDeployed(install, component.name, build.id, input.deployId, artifact, result);
     } catch (error) {
-      const cause = (error as Error).message;
-      await this.options.deployments.record(
-        install.id,
-        install.appId,
-        component.name,
-        {
-          status: 'failed',
-          buildId: input.buildId,
-          releaseId: input.deployId,
-          error: this.errorOf(install, step, cause),
-        },
-        DEPLOY_ACTOR,
-      );
-      return { component: component.name, status: 'failed', cause: `${step}: ${cause}` };
+      return this.recordFailed(install, component.name, input.buildId, input.deployId, step, error);
     }
+  }
+
+  /** After the deploy runner's build: record the component deployed with its outputs, or failed and why. */
+  async finishComponent(input: { job: RunnerEnd }): Promise<ComponentOutcome> {
+    const { job } = input;
+    const runner = this.options.runner;
+    const install = await this.options.controlPlane.getInstall(job.installId);
+    if (!runner) throw new Error('finish-component: this deploy has no deploy runner');
+    if (job.runnerError || job.runnerBuild?.status !== 'SUCCEEDED') {
+      await runner.discard(job.runner);
+      const cause = job.runnerError
+        ? runnerFailure(job.runnerError)
+        : `the deploy runner's build ${job.runnerBuild?.id} ended ${job.runnerBuild?.status}`;
+      return this.recordFailed(install, job.component, job.buildId, job.deployId, 'apply', new Error(cause));
+    }
+    try {
+      const result = await runner.finish(job.runner);
+      return await this.recordDeployed(
+        install,
+        job.component,
+        job.buildId,
+        job.deployId,
+        job.artifact,
+        result,
+      );
+    } catch (error) {
+      return this.recordFailed(install, job.component, job.buildId, job.deployId, 'outputs', error);
+    }
+  }
+
+  private async recordDeployed(
+    install: Install,
+    component: string,
+    buildId: string,
+    deployId: string,
+    artifact: { uri: string; digest?: string },
+    result: ApplyResult,
+  ): Promise<ComponentOutcome> {
+    await this.options.deployments.record(
+      install.id,
+      install.appId,
+      component,
+      {
+        status: 'deployed',
+        buildId,
+        digest: artifact.digest,
+        outputs: {
+          ...result.outputs,
+          ...(artifact.digest && { 'image.uri': artifact.uri, 'image.digest': artifact.digest }),
+        },
+        sensitiveOutputs: result.sensitiveOutputs,
+        releaseId: deployId,
+      },
+      DEPLOY_ACTOR,
+    );
+    return { component, status: 'deployed' };
+  }
+
+  private async recordFailed(
+    install: Install,
+    component: string,
+    buildId: string,
+    deployId: string,
+    step: string,
+    error: unknown,
+  ): Promise<ComponentOutcome> {
+    const cause = (error as Error).message;
+    await this.options.deployments.record(
+      install.id,
+      install.appId,
+      component,
+      { status: 'failed', buildId, releaseId: deployId, error: this.errorOf(install, step, cause) },
+      DEPLOY_ACTOR,
+    );
+    return { component, status: 'failed', cause: `${step}: ${cause}` };
   }
 
   /** Releases the install and records how the deploy ended. */
@@ -265,5 +351,35 @@ export class DeploySteps {
       nextToken = page.nextToken;
     } while (nextToken);
     return undefined;
+  }
+}
+
+/**
+ * Why a runner build failed, from the error Step Functions caught: its Cause is the build as JSON;
+ * say the phase that failed, its message, and where the logs are.
+ */
+export function runnerFailure(error: { Error?: string; Cause?: string }): string {
+  try {
+    const build = JSON.parse(error.Cause ?? '') as {
+      Build?: {
+        Id?: string;
+        BuildStatus?: string;
+        Phases?: { PhaseType?: string; PhaseStatus?: string; Contexts?: { Message?: string }[] }[];
+        Logs?: { DeepLink?: string };
+      };
+    };
+    const failed = build.Build?.Phases?.find(
+      (phase) => phase.PhaseStatus && phase.PhaseStatus !== 'SUCCEEDED',
+    );
+    const message = failed?.Contexts?.map((context) => context.Message)
+      .filter(Boolean)
+      .join('; ');
+    return (
+      `the deploy runner's build ${build.Build?.Id ?? ''} ${build.Build?.BuildStatus ?? 'failed'}` +
+      (failed ? ` in ${failed.PhaseType}${message ? `: ${message}` : ''}` : '') +
+      (build.Build?.Logs?.DeepLink ? ` (logs: ${build.Build.Logs.DeepLink})` : '')
+    );
+  } catch {
+    return `the deploy runner failed: ${error.Error ?? 'error'}${error.Cause ? `: ${error.Cause}` : ''}`;
   }
 }

@@ -5,7 +5,7 @@
  * with conditions that keep names unique, versions current and the component graph acyclic.
  */
 import { randomBytes } from 'node:crypto';
-import { type DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, type DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { ConflictError, NotFoundError, type Problem, ValidationError, VersionConflictError } from './errors';
 import { dependantsOf, findCycle, type GraphNode } from './graph';
 import {
@@ -95,7 +95,23 @@ export interface ControlPlaneOptions {
   readonly randomBytes?: (size: number) => Buffer;
 }
 
+export interface DeleteInstallOptions {
+  /**
+   * Delete only while this owner (a teardown) holds the install's lock, releasing the lock in the
+   * same transaction. @default the install must not be locked
+   */
+  readonly lockOwner?: string;
+  /** The history event written with the delete. @default `install.deleted` */
+  readonly event?: {
+    readonly type: string;
+    readonly message: string;
+    readonly data?: Record<string, unknown>;
+  };
+}
+
 export const MAX_COMPONENTS_PER_APP = 50;
+/** TransactWriteItems takes at most 100 items. */
+const MAX_TRANSACTION_ITEMS = 100;
 export const IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60;
 const MAX_GRAPH_RETRIES = 3;
 const SENSITIVE = '(sensitive)';
@@ -584,6 +600,136 @@ export class ControlPlane {
     return updated;
   }
 
+  /**
+   * Deletes an install whose components are all removed (teardown), with its history event, in one
+   * transaction: the install, its external id item, its component records, its lock, and one off
+   * the app's install count (so the app can be deleted once its installs are). Its history stays
+   * readable. Throws ConflictError `InstallHasComponents` while a component is recorded as anything
+   * but removed, `InstallLocked` when the lock is not `lockOwner`'s (or, without one, is held), and
+   * VersionConflictError when the install changed meanwhile.
+   */
+  async deleteInstall(
+    installId: string,
+    actor: string,
+    options: DeleteInstallOptions = {},
+  ): Promise<Install> {
+    const install = await this.getInstall(installId);
+    const records = await this.deployedRecords(installId);
+    const remaining = records.filter((record) => record.status !== 'removed');
+    if (remaining.length > 0) throw componentsRemain(installId, remaining);
+    const removed = (component: string) => ({
+      TableName: this.store.table,
+      Key: keys.deployedComponent(installId, component),
+      ConditionExpression: '#status = :removed',
+      ExpressionAttributeNames: { '#status': 'status' },
+      ExpressionAttributeValues: { ':removed': 'removed' },
+    });
+    // Records past what one transaction holds are deleted first: they are all removed already.
+    const fixedItems = 5;
+    const inTransaction = records.slice(0, MAX_TRANSACTION_ITEMS - fixedItems);
+    for (const record of records.slice(MAX_TRANSACTION_ITEMS - fixedItems)) {
+      await this.store.client.send(new DeleteCommand(removed(record.component)));
+    }
+    const nowSeconds = Math.floor(this.store.now().getTime() / 1000);
+    const lock: TransactItem = options.lockOwner
+      ? {
+          Delete: {
+            TableName: this.store.table,
+            Key: keys.installLock(installId),
+            ConditionExpression: '#owner = :owner',
+            ExpressionAttributeNames: { '#owner': 'owner' },
+            ExpressionAttributeValues: { ':owner': options.lockOwner },
+          },
+        }
+      : {
+          ConditionCheck: {
+            TableName: this.store.table,
+            Key: keys.installLock(installId),
+            ConditionExpression: 'attribute_not_exists(pk) OR expiresAt < :now',
+            ExpressionAttributeValues: { ':now': nowSeconds },
+          },
+        };
+    try {
+      await this.store.transact([
+        {
+          Delete: {
+            TableName: this.store.table,
+            Key: keys.install(installId),
+            ConditionExpression: 'version = :v',
+            ExpressionAttributeValues: { ':v': install.version },
+          },
+        },
+        {
+          Update: {
+            TableName: this.store.table,
+            Key: keys.app(install.appId),
+            UpdateExpression: 'SET installCount = installCount - :one',
+            ConditionExpression: 'attribute_exists(pk) AND installCount >= :one',
+            ExpressionAttributeValues: { ':one': 1 },
+          },
+        },
+        {
+          Delete: {
+            TableName: this.store.table,
+            Key: keys.externalId(install.externalId),
+            ConditionExpression: 'attribute_not_exists(pk) OR installId = :id',
+            ExpressionAttributeValues: { ':id': installId },
+          },
+        },
+        lock,
+        this.store.eventPut({
+          appId: install.appId,
+          installId,
+          type: options.event?.type ?? 'install.deleted',
+          actor,
+          message:
+            options.event?.message ??
+            `install ${installId} (account ${install.accountId}, ${install.region}) deleted`,
+          data: { accountId: install.accountId, region: install.region, ...options.event?.data },
+        }),
+        ...inTransaction.map((record) => ({ Delete: removed(record.component) })),
+      ]);
+    } catch (error) {
+      if (conditionFailedAt(error, 0)) {
+        throw new VersionConflictError(`install ${installId} changed while it was being deleted; retry`);
+      }
+      if (conditionFailedAt(error, 3)) {
+        const held = await this.store.get(keys.installLock(installId));
+        const by = held ? `${held.owner as string} since ${held.acquiredAt as string}` : 'nobody';
+        throw new ConflictError(
+          'InstallLocked',
+          options.lockOwner
+            ? `install ${installId} is no longer locked by ${options.lockOwner} (held by ${by}); not deleted`
+            : `install ${installId} is being deployed by ${by}; not deleted`,
+        );
+      }
+      if (inTransaction.some((_, index) => conditionFailedAt(error, fixedItems + index))) {
+        throw componentsRemain(
+          installId,
+          (await this.deployedRecords(installId)).filter((record) => record.status !== 'removed'),
+        );
+      }
+      throw error;
+    }
+    return install;
+  }
+
+  /** The install's component records (`DEPLOYED#`), every page: name and status. */
+  private async deployedRecords(installId: string): Promise<{ component: string; status: string }[]> {
+    const all: { component: string; status: string }[] = [];
+    let nextToken: string | undefined;
+    do {
+      const page = await this.store.queryPartition(
+        { partition: keys.install(installId).pk, skPrefix: keys.deployedPrefix, consistent: true },
+        { limit: 100, nextToken },
+        (item) => ({ component: item.component as string, status: item.status as string }),
+      );
+      all.push(...page.items);
+      nextToken = page.nextToken;
+    } while (nextToken);
+    return all;
+  }
+
   async listInstalls(appId: string, page: PageRequest): Promise<Page<Install>> {
     await this.getApp(appId);
     return this.store.queryPartition({ index: 'gsi1', partition: gsi1.installsOf(appId) }, page, toInstall);
@@ -761,6 +907,15 @@ function installsRemain(app: App): ConflictError {
     'AppHasInstalls',
     `app ${app.name} still has ${app.installCount} install(s); tear them down first`,
     [{ path: 'path.appId', message: `${app.installCount} install(s) remain` }],
+  );
+}
+
+function componentsRemain(installId: string, remaining: readonly { component: string; status: string }[]) {
+  const names = remaining.map((record) => `${record.component} (${record.status})`).join(', ');
+  return new ConflictError(
+    'InstallHasComponents',
+    `install ${installId} still has components that are not removed: ${names}; tear it down first`,
+    [{ path: 'path.installId', message: `${remaining.length} component(s) not removed` }],
   );
 }
 

@@ -272,12 +272,15 @@ export const CustomComponent = z
       image: ImageReference.describe('The container image the steps run in.'),
       build: PluginStep,
       deploy: PluginStep,
+      destroy: PluginStep.optional().describe(
+        'Removes what deploy created when the install is torn down; without it, teardown has nothing to run.',
+      ),
     }),
     dependsOn: DependsOn,
   })
   .meta({
     id: 'CustomComponent',
-    description: 'A plugin: a build step and a deploy step the vendor supplies.',
+    description: 'A plugin: a build step, a deploy step and optionally a destroy step the vendor supplies.',
   });
 
 export const ComponentSpec = z

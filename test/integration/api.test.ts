@@ -26,6 +26,7 @@ async function freshApi() {
     deployments,
     releases,
     releaseStarter,
+    teardownStarter,
     table,
   } = await freshDomain(dynamo);
   const call = apiClient(
@@ -39,11 +40,12 @@ async function freshApi() {
       deployments,
       releases,
       releaseStarter,
+      teardownStarter,
     }),
   );
   const items = async () =>
     (await documentClient(dynamo.clientConfig).send(new ScanCommand({ TableName: table }))).Items ?? [];
-  return { call, items, buildStarter, installAccess, deployments };
+  return { call, items, buildStarter, installAccess, deployments, teardownStarter };
 }
 
 const image = (extra: Record<string, unknown> = {}) => ({
@@ -784,7 +786,7 @@ describe('bad input', () => {
     ['a name outside the alphabet', { body: { name: 'Shop!' } }, 400, 'ValidationFailed'],
     [
       'an oversize body',
-      { body: { name: 'shop', description: 'x'.repeat(300 * 1024) } },
+      { body: { name: 'shop', description: 'x'.repeat(1100 * 1024) } },
       413,
       'PayloadTooLarge',
     ],
@@ -869,5 +871,22 @@ describe('OpenAPI document', () => {
     expect(
       document.components.schemas.ComponentSpec.oneOf ?? document.components.schemas.ComponentSpec.anyOf,
     ).toHaveLength(5);
+  });
+
+  it('starts a teardown of an install (202), and refuses an install that does not exist', async () => {
+    const { call, teardownStarter } = await freshApi();
+    const app = (await call('POST', '/v1/apps', { body: { name: 'shop' } })).body;
+    const install = (
+      await call('POST', `/v1/apps/${app.id}/installs`, {
+        body: { accountId: '111122223333', region: 'eu-west-1' },
+      })
+    ).body;
+    const started = await call('DELETE', `/v1/installs/${install.id}`);
+    expect(started.status).toBe(202);
+    expect(started.body).toEqual({ installId: install.id, teardownId: expect.stringMatching(/^teardown-/) });
+    expect(teardownStarter.started).toEqual([started.body]);
+    const missing = await call('DELETE', '/v1/installs/inst_nope');
+    expect(missing.status).toBe(404);
+    expect(teardownStarter.started).toHaveLength(1);
   });
 });

@@ -2,7 +2,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DeploySteps } from '../../lambda/deploy/steps';
+import type { RunnerJob } from '../../lambda/deploy/runner-platform';
+import { type DeployRunner, DeploySteps } from '../../lambda/deploy/steps';
 import { Deployments } from '../../lambda/domain/deployments';
 import { InstallLock } from '../../lambda/domain/install-lock';
 import type { ComponentSpec } from '../../lambda/domain/schemas';
@@ -17,7 +18,7 @@ import { LocalInstallAccess, localInstallPrefix } from '../../local/install-acce
 import { LocalPlatform } from '../../local/platform';
 import { type LocalRegistry, startRegistry } from '../../local/registry';
 import { deployInstallTasks } from '../../local/releases';
-import { runWorkflow } from '../../local/stepfunctions';
+import { runWorkflow, type TaskHandler } from '../../local/stepfunctions';
 import { freshDomain } from '../support/control-plane';
 
 const hasBinary = (name: string) => {
@@ -51,7 +52,7 @@ afterAll(async () => {
  * no terraform binary), `api` (needs db's output), `web` (independent) and `site` (a chart whose
  * values name web's image). Every component has a succeeded build in the tenant registry.
  */
-async function shopWithBuilds() {
+async function shopWithBuilds(runner?: DeployRunner) {
   const domain = await freshDomain(dynamo);
   const { controlPlane, builds, client, table } = domain;
   const store = new StateStore({ client, table });
@@ -209,6 +210,7 @@ async function shopWithBuilds() {
       destinationPrefix: localInstallPrefix,
     }),
     platform: new LocalPlatform(join(root, 'platform')),
+    runner,
   });
   return { ...domain, app, install, buildIds, deployments, lock, steps, store };
 }
@@ -216,13 +218,129 @@ async function shopWithBuilds() {
 function deploy(
   steps: DeploySteps,
   input: { installId: string; deployId: string; builds: Record<string, string> },
+  runDeployRunner?: TaskHandler,
 ) {
   return runWorkflow('deploy-install', input, {
-    tasks: deployInstallTasks(steps),
+    tasks: deployInstallTasks(steps, undefined, runDeployRunner),
   });
 }
 
+/**
+ * A deploy runner standing in for CodeBuild: it applies helm and custom components from the input
+ * object alone (as the real build does), or fails the way a CodeBuild build fails.
+ */
+function standInRunner() {
+  const objects = new Map<string, string>();
+  const started: unknown[] = [];
+  const runner: DeployRunner = {
+    handles: (spec) => spec.type === 'helm' || spec.type === 'custom',
+    prepare: async (request) => {
+      const inputKey = `inputs/${request.deployId}/${request.component}.json`;
+      objects.set(
+        inputKey,
+        JSON.stringify({
+          component: request.component,
+          externalId: request.install.externalId,
+          spec: request.spec,
+        }),
+      );
+      return {
+        buildspec: 'version: 0.2',
+        environment: [{ Name: 'FERRY_RUNNER_INPUT', Value: inputKey, Type: 'PLAINTEXT' }],
+        image: 'runner:image',
+        inputKey,
+        outputsKey: inputKey.replace('inputs/', 'outputs/'),
+      };
+    },
+    finish: async (job: RunnerJob) => {
+      const outputs = objects.get(job.outputsKey);
+      objects.delete(job.inputKey);
+      if (!outputs) throw new Error(`no outputs at ${job.outputsKey}`);
+      return JSON.parse(outputs);
+    },
+    discard: async (job: RunnerJob) => void objects.delete(job.inputKey),
+  };
+  const runDeployRunner: TaskHandler = async (request: {
+    ProjectName: string;
+    EnvironmentVariablesOverride: { Name: string; Value: string }[];
+  }) => {
+    started.push(request);
+    const key = request.EnvironmentVariablesOverride[0].Value;
+    const input = JSON.parse(objects.get(key) ?? '{}');
+    if (input.component === 'hook') {
+      const failure = new Error(
+        JSON.stringify({
+          Build: {
+            Id: 'runner:hook-1',
+            BuildStatus: 'FAILED',
+            Phases: [
+              { PhaseType: 'INSTALL', PhaseStatus: 'SUCCEEDED' },
+              {
+                PhaseType: 'BUILD',
+                PhaseStatus: 'FAILED',
+                Contexts: [{ Message: 'COMMAND_EXECUTION_ERROR: exit status 3' }],
+              },
+            ],
+            Logs: { DeepLink: 'https://console.example/logs/hook-1' },
+          },
+        }),
+      );
+      failure.name = 'States.TaskFailed';
+      throw failure;
+    }
+    objects.set(
+      key.replace('inputs/', 'outputs/'),
+      JSON.stringify({ outputs: { release: input.component, token: 's3cr3t' }, sensitiveOutputs: ['token'] }),
+    );
+    return { Build: { Id: `runner:${input.component}-1`, BuildStatus: 'SUCCEEDED', Phases: [] } };
+  };
+  return { runner, runDeployRunner, objects, started };
+}
+
 describe('deploy-install workflow, run locally', () => {
+  it('hands helm and plugin components to the deploy runner, and records what its builds did', async () => {
+    const stand = standInRunner();
+    const shop = await shopWithBuilds(stand.runner);
+    const result = await deploy(
+      shop.steps,
+      { installId: shop.install.id, deployId: 'rel_01runner', builds: {} },
+      stand.runDeployRunner,
+    );
+    expect(result.status).toBe('FAILED');
+    expect(result.statesEntered.filter((state) => state === 'RunDeployRunner')).toHaveLength(2);
+    expect(result.statesEntered.filter((state) => state === 'FinishComponent')).toHaveLength(2);
+
+    const records = Object.fromEntries(
+      (await shop.deployments.list(shop.install.id)).map((record) => [record.component, record]),
+    );
+    expect(records.site).toMatchObject({
+      status: 'deployed',
+      outputs: { release: 'site' },
+      sensitiveOutputs: ['token'],
+    });
+    expect(records.site.outputs).not.toHaveProperty('token');
+    expect(records.hook).toMatchObject({
+      status: 'failed',
+      error: {
+        step: 'apply',
+        cause:
+          "the deploy runner's build runner:hook-1 FAILED in BUILD: COMMAND_EXECUTION_ERROR: exit status 3 (logs: https://console.example/logs/hook-1)",
+      },
+    });
+    expect(records.after).toMatchObject({ status: 'skipped' });
+    // The build was started with names only; the input objects are gone once read or failed.
+    expect(JSON.stringify(stand.started)).not.toContain(shop.install.externalId);
+    expect(stand.started).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          ProjectName: expect.stringMatching(/DeployRunnerProjectName$/),
+          ImageOverride: 'runner:image',
+        }),
+      ]),
+    );
+    expect([...stand.objects.keys()].filter((key) => key.startsWith('inputs/'))).toEqual([]);
+  });
+
   it('deploys level by level, stops the dependants of a failure, keeps the rest, and explains it all', async () => {
     const shop = await shopWithBuilds();
     const result = await deploy(shop.steps, {

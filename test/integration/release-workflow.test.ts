@@ -126,6 +126,7 @@ async function fleet(installCount: number, runtimeOptions: { maxWavesPerExecutio
       deployments: runtime.deployments,
       releases: runtime.releases,
       releaseStarter: runtime.releaseRunner,
+      teardownStarter: runtime.teardownRunner,
     }),
   );
   const settled = async () => {
@@ -488,5 +489,6 @@ async function freshDomainFor(shop: Awaited<ReturnType<typeof fleet>>) {
     deployments: shop.runtime.deployments,
     releases: shop.runtime.releases,
     releaseStarter: shop.runtime.releaseRunner,
+    teardownStarter: shop.runtime.teardownRunner,
   };
 }

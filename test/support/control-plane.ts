@@ -36,6 +36,15 @@ export class RecordingReleaseStarter {
   }
 }
 
+/** Remembers which teardowns were started. */
+export class RecordingTeardownStarter {
+  readonly started: { installId: string; teardownId: string }[] = [];
+
+  async start(installId: string, teardownId: string): Promise<void> {
+    this.started.push({ installId, teardownId });
+  }
+}
+
 /** The domain services on their own fresh table in the given DynamoDB Local. */
 export async function freshDomain(dynamo: LocalDynamoDb) {
   const table = `state-${process.pid}-${++tables}`;
@@ -53,6 +62,7 @@ export async function freshDomain(dynamo: LocalDynamoDb) {
     deployments: new Deployments(new StateStore({ client, table })),
     releases: new Releases(new StateStore({ client, table })),
     releaseStarter: new RecordingReleaseStarter(),
+    teardownStarter: new RecordingTeardownStarter(),
     accessTemplate: {
       template: synthesizeAccessTemplate({ tenant: 'acme' }),
       trustedRoleArns: ['arn:aws:iam::123456789012:role/acme-sync'],

@@ -88,6 +88,7 @@ describe('DeployRunner', () => {
   const f = fixture();
   const bucketArn = { 'Fn::GetAtt': [f.ids.bucket, 'Arn'] };
   const outputsObjects = { 'Fn::Join': ['', [bucketArn, '/outputs/*']] };
+  const inputsObjects = { 'Fn::Join': ['', [bucketArn, '/inputs/*']] };
   const keyArn = { 'Fn::GetAtt': [f.ids.key, 'Arn'] };
 
   it('runs a CodeBuild project on ARM64 with no source, the tenant key and its own log group', () => {
@@ -166,18 +167,23 @@ describe('DeployRunner', () => {
     });
   });
 
-  it('lets the runner role write only under outputs/ of its bucket, through S3 with the tenant key', () => {
+  it('lets the runner role write only under outputs/ and read only under inputs/ of its bucket, through S3 with the tenant key', () => {
     const statements = f.statementsOf(f.ids.runnerRole);
     const onBucket = statements.filter((statement) =>
       JSON.stringify(statement.Resource).includes(f.ids.bucket),
     );
     expect(onBucket).toEqual([
       expect.objectContaining({ Effect: 'Allow', Action: 's3:PutObject', Resource: outputsObjects }),
+      expect.objectContaining({ Effect: 'Allow', Action: 's3:GetObject', Resource: inputsObjects }),
     ]);
     const s3Actions = statements.flatMap(actionsOf).filter((action) => action.startsWith('s3:'));
-    // Writing outputs, and reading the packaging tool's one object: nothing else in S3.
-    expect(s3Actions.sort()).toEqual(['s3:GetObject', 's3:PutObject']);
-    const toolRead = statements.find((statement) => actionsOf(statement).includes('s3:GetObject'))!;
+    // Writing outputs, reading inputs and the packaging tool's one object: nothing else in S3.
+    expect(s3Actions.sort()).toEqual(['s3:GetObject', 's3:GetObject', 's3:PutObject']);
+    const toolRead = statements.find(
+      (statement) =>
+        actionsOf(statement).includes('s3:GetObject') &&
+        !JSON.stringify(statement.Resource).includes(f.ids.bucket),
+    )!;
     expect(JSON.stringify(toolRead.Resource)).not.toContain(f.ids.bucket);
     expect(JSON.stringify(toolRead.Resource)).not.toContain('*');
     expect(statements).toContainEqual(

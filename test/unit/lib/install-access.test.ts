@@ -137,6 +137,8 @@ describe('install access template', () => {
       'ecr:GetAuthorizationToken',
       'ecs:RegisterTaskDefinition',
       'ecs:DescribeTaskDefinition',
+      'ecs:ListTaskDefinitions',
+      'ecs:DeregisterTaskDefinition',
     ]);
   });
 

@@ -241,15 +241,17 @@ describe('tenant stack', () => {
     'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, `:states:eu-west-1:123456789012:${kind}:${name}`]],
   });
 
-  it('lets the API start the build and release workflows and no other', () => {
+  it('lets the API start the build, release and teardown workflows and no other', () => {
     const start = statesStatements('ApiFunctionRole');
     expect(start.map((statement) => statement.Action)).toEqual([
       'states:StartExecution',
       'states:StartExecution',
+      'states:StartExecution',
     ]);
-    expect(start.map((statement) => statement.Resource)).toEqual([
-      { Ref: expect.stringMatching(/^BuildStateMachine/) },
-      { Ref: expect.stringMatching(/^ReleaseStateMachine/) },
+    expect(start.map((statement) => JSON.stringify(statement.Resource)).sort()).toEqual([
+      expect.stringMatching(/"BuildStateMachine/),
+      expect.stringMatching(/"ReleaseStateMachine/),
+      expect.stringMatching(/"TeardownInstallStateMachine/),
     ]);
   });
 
@@ -287,7 +289,7 @@ describe('tenant stack', () => {
     ]);
   });
 
-  it("lets only the sync and deploy tasks and the API (to verify) assume installs' roles, and only this tenant's", () => {
+  it("lets only the sync and deploy tasks, the deploy runner and the API (to verify) assume installs' roles, and only this tenant's", () => {
     const assuming = ofType('AWS::IAM::Policy').flatMap(([, policy]) =>
       (
         policy.Properties!.PolicyDocument as { Statement: { Action: unknown; Resource: unknown }[] }
@@ -297,6 +299,7 @@ describe('tenant stack', () => {
     );
     expect(assuming.map((grant) => grant.roles.match(/"(\w+?)Role[0-9A-F]{8}"/)?.[1]).sort()).toEqual([
       'ApiFunction',
+      'DeployRunner',
       'DeployStepsFunction',
       'SyncStepsFunction',
     ]);
