@@ -252,10 +252,12 @@ export class TenantStack extends Stack {
     this.teardownInstall = new Workflow(this, 'TeardownInstall', {
       definitionName: 'teardown-install',
       functions: { DeployStepsFunctionArn: deployStepsFunction.function },
+      substitutions: { DeployRunnerProjectName: this.deployRunner.project.projectName },
       encryptionKey: key,
       timeout: Duration.hours(3),
       ...common,
     });
+    this.deployRunner.grantStartBuildSync(this.teardownInstall.stateMachine);
     apiFunction.function.addEnvironment(
       'TEARDOWN_STATE_MACHINE_ARN',
       this.teardownInstall.stateMachine.stateMachineArn,

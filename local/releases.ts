@@ -58,11 +58,20 @@ export function deployInstallTasks(
 }
 
 /** The teardown-install definition's Task states, mapped to the steps. */
-export function teardownInstallTasks(steps: TeardownSteps): Record<string, TaskHandler> {
+export function teardownInstallTasks(
+  steps: TeardownSteps,
+  runDeployRunner?: TaskHandler,
+): Record<string, TaskHandler> {
   return {
     LockInstall: (input) => steps.lock(input),
     PlanTeardown: (input) => steps.plan(input),
     DestroyComponent: (input) => steps.destroyComponent(input),
+    RunDeployRunner:
+      runDeployRunner ??
+      (() => {
+        throw new Error('local mode has no deploy runner: its platform removes every component itself');
+      }),
+    FinishDestroy: (input) => steps.finishDestroy(input),
     FinishTeardown: (input) => steps.finish(input),
     UnlockAfterError: (input) => steps.finish(input),
   };

@@ -22,7 +22,7 @@ import {
   type PlannedLevelItem,
   type RunnerEnd,
 } from './steps';
-import { type TeardownInput, type TeardownOutcome, TeardownSteps } from './teardown';
+import { type RemovingComponent, type TeardownInput, type TeardownOutcome, TeardownSteps } from './teardown';
 
 const client = documentClient();
 const table = requireEnv('STATE_TABLE');
@@ -43,7 +43,7 @@ const runnerPlatform = new RunnerPlatform({
 });
 const runner = {
   handles: (spec: ApplyRequest['spec']) => spec.type !== 'image' && spec.type !== 'dockerfile',
-  prepare: (request: ApplyRequest) => runnerPlatform.prepare(request),
+  prepare: (request: ApplyRequest, action?: 'apply' | 'destroy') => runnerPlatform.prepare(request, action),
   finish: (job: Parameters<RunnerPlatform['finish']>[0]) => runnerPlatform.finish(job),
   discard: (job: Parameters<RunnerPlatform['discard']>[0]) => runnerPlatform.discard(job),
 };
@@ -56,9 +56,7 @@ const platform: Required<Platform> = {
   },
   async destroy(request: DestroyRequest) {
     if (request.spec.type === 'image' || request.spec.type === 'dockerfile') return ecs.destroy(request);
-    throw new Error(
-      `removing ${request.spec.type} components in AWS is not supported yet (only image and dockerfile)`,
-    );
+    throw new Error(`${request.spec.type} components are removed by the deploy runner, not here`);
   },
 };
 
@@ -89,12 +87,14 @@ const teardown = new TeardownSteps({
   lock: new InstallLock(store),
   store,
   platform,
+  runner,
 });
 
 export type TeardownStepEvent =
   | ({ action: 'teardown-lock' } & TeardownInput)
   | ({ action: 'teardown-plan' } & TeardownInput)
   | ({ action: 'destroy-component'; component: string } & TeardownInput)
+  | { action: 'finish-destroy'; installId?: undefined; deployId?: undefined; job: RemovingComponent }
   | ({
       action: 'teardown-finish';
       outcomes?: TeardownOutcome[][];
@@ -127,6 +127,8 @@ export async function handler(event: DeployStepEvent): Promise<unknown> {
       return teardown.plan(event);
     case 'destroy-component':
       return teardown.destroyComponent(event);
+    case 'finish-destroy':
+      return teardown.finishDestroy(event);
     case 'teardown-finish':
       return teardown.finish(event);
     case 'lock':

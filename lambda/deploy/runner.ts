@@ -693,12 +693,17 @@ function terraformPlanOf(context: Context, spec: TerraformSpec, action: RunnerAc
 }
 
 function customPlan(context: Context, spec: CustomSpec, action: RunnerAction): RunnerPlan {
-  if (action === 'destroy') {
+  const step = action === 'destroy' ? spec.plugin.destroy : spec.plugin.deploy;
+  if (!step) {
     return { variables: {}, install: [SETUP], preBuild: [], build: [PLUGIN_HAS_NO_DESTROY, NO_OUTPUTS] };
   }
-  const { deploy } = spec.plugin;
+  // The plugin's deploy step, or its destroy step: the same contract, the same way to run.
+  const deploy = step;
   const variables: Record<string, string> = {
-    ...context.environment('spec.plugin.deploy.environment', deploy.environment),
+    ...context.environment(
+      `spec.plugin.${action === 'destroy' ? 'destroy' : 'deploy'}.environment`,
+      deploy.environment,
+    ),
     FERRY_PLUGIN_IMAGE: spec.plugin.image,
     FERRY_PLUGIN_COMMAND_COUNT: String(deploy.commands.length),
   };

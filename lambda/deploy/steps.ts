@@ -41,7 +41,7 @@ export interface ComponentOutcome {
 /** Components the deploy runner applies: the workflow runs the job, then finishComponent. */
 export interface DeployRunner {
   handles(spec: ApplyRequest['spec']): boolean;
-  prepare(request: ApplyRequest): Promise<RunnerJob>;
+  prepare(request: ApplyRequest, action?: 'apply' | 'destroy'): Promise<RunnerJob>;
   finish(job: RunnerJob): Promise<ApplyResult>;
   discard(job: RunnerJob): Promise<void>;
 }

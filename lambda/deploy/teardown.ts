@@ -15,7 +15,8 @@ import type { StateStore } from '../domain/state-store';
 import type { RenderContext } from '../domain/templates';
 import { renderForInstall } from './plan';
 import type { Platform } from './platform';
-import { LOCK_SECONDS } from './steps';
+import type { RunnerJob } from './runner-platform';
+import { type DeployRunner, LOCK_SECONDS, runnerFailure } from './steps';
 
 export const TEARDOWN_ACTOR = 'workflow:teardown-install';
 
@@ -54,6 +55,17 @@ export interface TeardownStepsOptions {
   readonly store: StateStore;
   /** Where components are removed from. */
   readonly platform: Required<Pick<Platform, 'destroy'>>;
+  /** Removes the components it handles on the deploy runner (AWS); without it the platform removes all. */
+  readonly runner?: DeployRunner;
+}
+
+/** A component handed to the deploy runner to remove: what finishDestroy needs to record it. */
+export interface RemovingComponent extends TeardownInput {
+  readonly component: string;
+  readonly status: 'running';
+  readonly runner: RunnerJob;
+  readonly runnerBuild?: { id: string; status: string };
+  readonly runnerError?: { Error?: string; Cause?: string };
 }
 
 export class TeardownSteps {
@@ -85,7 +97,9 @@ export class TeardownSteps {
   }
 
   /** Removes one component; never throws, so its level finishes: the outcome says what happened. */
-  async destroyComponent(input: TeardownInput & { component: string }): Promise<TeardownOutcome> {
+  async destroyComponent(
+    input: TeardownInput & { component: string },
+  ): Promise<TeardownOutcome | RemovingComponent> {
     const install = await this.options.controlPlane.getInstall(input.installId);
     const records = new Map(
       (await this.options.deployments.list(install.id)).map((record) => [record.component, record]),
@@ -121,31 +135,73 @@ export class TeardownSteps {
       const spec = renderForInstall(component.spec, await this.renderContext(install, records));
       step = 'destroy';
       const uri = record.outputs['image.uri'];
-      await this.options.platform.destroy({
+      const request = {
         install,
         deployId: input.teardownId,
         component: record.component,
         spec,
         ...(uri && record.digest && { artifact: { uri, digest: record.digest } }),
-      });
-      await this.options.deployments.record(
-        install.id,
-        install.appId,
-        record.component,
-        {
-          status: 'removed',
-          ...(record.buildId !== undefined && { buildId: record.buildId }),
-          ...(record.digest !== undefined && { digest: record.digest }),
-          releaseId: input.teardownId,
-        },
-        TEARDOWN_ACTOR,
-      );
-      return { component: record.component, status: 'removed' };
+      };
+      const { runner } = this.options;
+      if (runner?.handles(spec)) {
+        const removing: RemovingComponent = {
+          installId: input.installId,
+          teardownId: input.teardownId,
+          component: record.component,
+          status: 'running',
+          runner: await runner.prepare({ ...request, artifact: request.artifact ?? { uri: '' } }, 'destroy'),
+        };
+        return removing;
+      }
+      await this.options.platform.destroy(request);
+      return await this.recordRemoved(install, record, input.teardownId);
     } catch (error) {
       const cause = (error as Error).message;
       await this.recordKept(install, record, input.teardownId, 'failed', step, cause);
       return { component: record.component, status: 'failed', cause: `${step}: ${cause}` };
     }
+  }
+
+  /** After the deploy runner's build: the component removed, or kept with the failed phase and why. */
+  async finishDestroy(input: { job: RemovingComponent }): Promise<TeardownOutcome> {
+    const { job } = input;
+    const runner = this.options.runner;
+    if (!runner) throw new Error('finish-destroy: this teardown has no deploy runner');
+    const install = await this.options.controlPlane.getInstall(job.installId);
+    const record = (await this.options.deployments.list(install.id)).find(
+      (r) => r.component === job.component,
+    );
+    if (!record) return { component: job.component, status: 'removed' };
+    if (job.runnerError || job.runnerBuild?.status !== 'SUCCEEDED') {
+      await runner.discard(job.runner);
+      const cause = job.runnerError
+        ? runnerFailure(job.runnerError)
+        : `the deploy runner's build ${job.runnerBuild?.id} ended ${job.runnerBuild?.status}`;
+      await this.recordKept(install, record, job.teardownId, 'failed', 'destroy', cause);
+      return { component: job.component, status: 'failed', cause: `destroy: ${cause}` };
+    }
+    await runner.finish(job.runner);
+    return this.recordRemoved(install, record, job.teardownId);
+  }
+
+  private async recordRemoved(
+    install: Install,
+    record: DeployedComponent,
+    teardownId: string,
+  ): Promise<TeardownOutcome> {
+    await this.options.deployments.record(
+      install.id,
+      install.appId,
+      record.component,
+      {
+        status: 'removed',
+        ...(record.buildId !== undefined && { buildId: record.buildId }),
+        ...(record.digest !== undefined && { digest: record.digest }),
+        releaseId: teardownId,
+      },
+      TEARDOWN_ACTOR,
+    );
+    return { component: record.component, status: 'removed' };
   }
 
   /**
@@ -257,6 +313,7 @@ export class TeardownSteps {
       sensitiveOutputs: record.sensitiveOutputs,
       releaseId: teardownId,
       error: { step, account: install.accountId, region: install.region, cause },
+      operation: 'teardown',
     };
     await this.options.deployments.record(install.id, install.appId, record.component, kept, TEARDOWN_ACTOR);
   }

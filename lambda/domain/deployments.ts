@@ -28,6 +28,8 @@ export interface DeploymentRecord {
   readonly sensitiveOutputs?: readonly string[];
   readonly releaseId?: string;
   readonly error?: DeploymentError;
+  /** What wrote the record, for the history's words. @default 'deploy' */
+  readonly operation?: 'deploy' | 'teardown';
 }
 
 export interface DeployedComponent {
@@ -128,11 +130,17 @@ export class Deployments {
 }
 
 function messageOf(component: string, installId: string, record: DeploymentRecord): string {
+  const error = record.error;
+  if (record.operation === 'teardown' && record.status !== 'removed') {
+    const why = error ? ` at ${error.step} in ${error.account}/${error.region}: ${error.cause}` : '';
+    return record.status === 'failed'
+      ? `component ${component} could not be removed from install ${installId}${why}`
+      : `component ${component} kept in install ${installId}${error ? `: ${error.cause}` : ''}`;
+  }
   switch (record.status) {
     case 'deployed':
       return `component ${component} deployed to install ${installId}`;
     case 'failed': {
-      const error = record.error;
       const where = error ? ` at ${error.step} in ${error.account}/${error.region}: ${error.cause}` : '';
       return `component ${component} failed to deploy to install ${installId}${where}`;
     }

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DestroyRequest } from '../../lambda/deploy/platform';
-import { DeploySteps } from '../../lambda/deploy/steps';
+import { type DeployRunner, DeploySteps } from '../../lambda/deploy/steps';
 import { TeardownSteps } from '../../lambda/deploy/teardown';
 import { Deployments } from '../../lambda/domain/deployments';
 import { NotFoundError } from '../../lambda/domain/errors';
@@ -21,7 +21,7 @@ import { LocalInstallAccess, localInstallPrefix } from '../../local/install-acce
 import { LocalPlatform } from '../../local/platform';
 import { type LocalRegistry, startRegistry } from '../../local/registry';
 import { deployInstallTasks, teardownInstallTasks } from '../../local/releases';
-import { runWorkflow } from '../../local/stepfunctions';
+import { runWorkflow, type TaskHandler } from '../../local/stepfunctions';
 import { freshDomain } from '../support/control-plane';
 
 let dynamo: LocalDynamoDb;
@@ -274,6 +274,18 @@ async function shopWithBuilds(dbDestroy: string[]) {
         { installId: install.id, teardownId },
         { tasks: teardownInstallTasks(teardownSteps) },
       ),
+    /** A teardown whose helm components go to a stand-in deploy runner, as in AWS. */
+    teardownWithRunner: (teardownId: string, runner: DeployRunner, runDeployRunner: TaskHandler) =>
+      runWorkflow(
+        'teardown-install',
+        { installId: install.id, teardownId },
+        {
+          tasks: teardownInstallTasks(
+            new TeardownSteps({ controlPlane, deployments, lock, store, platform, runner }),
+            runDeployRunner,
+          ),
+        },
+      ),
   };
 }
 
@@ -410,6 +422,17 @@ describe('teardown-install workflow, run locally', () => {
         ],
       },
     });
+    const messages = (await shop.controlPlane.listInstallEvents(shop.install.id, { limit: 10 })).items.map(
+      (event) => event.message,
+    );
+    expect(messages).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(
+          /^component db could not be removed from install \S+ at destroy in 111122223333\/eu-west-1: /,
+        ),
+        `component net kept in install ${shop.install.id}: kept because db was not removed in td_02down`,
+      ]),
+    );
 
     // Once db can be dropped, a new teardown removes the rest, rendered from the outputs kept.
     await shop.replaceDbDestroy(DESTROY_DB);
@@ -421,6 +444,73 @@ describe('teardown-install workflow, run locally', () => {
       `destroyed net ${shop.install.id}`,
     ]);
     expect(existsSync(shop.installDir)).toBe(false);
+    await expect(shop.controlPlane.getInstall(shop.install.id)).rejects.toThrow(NotFoundError);
+  });
+
+  it('hands helm components to the deploy runner to remove, and keeps what depends on a failed runner build', async () => {
+    const shop = await shopWithBuilds(DESTROY_DB);
+    expect((await shop.deploy('rel_01first')).status).toBe('SUCCEEDED');
+    const prepared: { action?: string; component: string }[] = [];
+    let failNext = true;
+    const runner: DeployRunner = {
+      handles: (spec) => spec.type === 'helm',
+      prepare: async (request, action) => {
+        prepared.push({ action, component: request.component });
+        return {
+          buildspec: 'version: 0.2',
+          environment: [
+            { Name: 'FERRY_RUNNER_INPUT', Value: `s3://b/inputs/${request.component}`, Type: 'PLAINTEXT' },
+          ],
+          image: 'runner:image',
+          inputKey: `inputs/${request.component}`,
+          outputsKey: `outputs/${request.component}`,
+        };
+      },
+      finish: async () => ({ outputs: {} }),
+      discard: async () => undefined,
+    };
+    const runDeployRunner: TaskHandler = async () => {
+      if (failNext) {
+        failNext = false;
+        const failure = new Error(
+          JSON.stringify({
+            Build: {
+              Id: 'runner:1',
+              BuildStatus: 'FAILED',
+              Phases: [
+                {
+                  PhaseType: 'BUILD',
+                  PhaseStatus: 'FAILED',
+                  Contexts: [{ Message: 'helm uninstall: timed out' }],
+                },
+              ],
+            },
+          }),
+        );
+        failure.name = 'States.TaskFailed';
+        throw failure;
+      }
+      return { Build: { Id: 'runner:2', BuildStatus: 'SUCCEEDED' } };
+    };
+
+    const failed = await shop.teardownWithRunner('td_runner1', runner, runDeployRunner);
+    expect(failed.status).toBe('FAILED');
+    expect(prepared).toEqual([{ action: 'destroy', component: 'site' }]);
+    const records = Object.fromEntries(
+      (await shop.deployments.list(shop.install.id)).map((r) => [r.component, r]),
+    );
+    expect(records.site).toMatchObject({
+      status: 'failed',
+      error: {
+        step: 'destroy',
+        cause: "the deploy runner's build runner:1 FAILED in BUILD: helm uninstall: timed out",
+      },
+    });
+    // What site depends on is kept; nothing else was touched.
+    expect(records.api).toMatchObject({ status: 'skipped' });
+
+    const again = await shop.teardownWithRunner('td_runner2', runner, runDeployRunner);
+    expect(again.status).toBe('SUCCEEDED');
     await expect(shop.controlPlane.getInstall(shop.install.id)).rejects.toThrow(NotFoundError);
   });
 

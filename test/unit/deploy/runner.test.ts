@@ -412,6 +412,23 @@ describe('runnerBuild', () => {
     expect(text).not.toContain('FERRY_PLUGIN_COMMAND');
   });
 
+  it("runs a custom plugin's destroy step, when it has one, as it runs its deploy step", () => {
+    const withDestroy = {
+      ...custom,
+      plugin: { ...custom.plugin, destroy: { commands: ['./teardown.sh'], environment: { STAGE: 'gone' } } },
+    };
+    const build = runnerBuild(request(withDestroy), { ...options, action: 'destroy' });
+    expect(build.image).toBe(custom.plugin.image);
+    const variables = Object.fromEntries(build.environment.map((v) => [v.Name, v.Value]));
+    expect(variables).toMatchObject({
+      FERRY_PLUGIN_COMMAND_COUNT: '1',
+      FERRY_PLUGIN_COMMAND_0: './teardown.sh',
+      STAGE: 'gone',
+      FERRY_ACTION: 'destroy',
+    });
+    expect(commandsOf(build).join('\n')).toContain('assume-role');
+  });
+
   it('refuses what the runner does not deploy and options that do not fit the install', () => {
     const image = { type: 'image', image: { uri: 'docker.io/library/nginx:1.27' } };
     expect(() => runnerBuild(request(image), options)).toThrow(
