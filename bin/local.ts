@@ -22,6 +22,10 @@ async function main(): Promise<void> {
       process.stdout.write(
         `release ${releaseId} ${run.status === 'SUCCEEDED' ? 'succeeded' : `ended: ${run.cause ?? run.error ?? ''}`}\n`,
       ),
+    onTeardownFinished: (installId, run) =>
+      process.stdout.write(
+        `teardown of install ${installId} ${run.status === 'SUCCEEDED' ? 'succeeded' : `ended: ${run.cause ?? run.error ?? ''}`}\n`,
+      ),
   });
   process.stdout.write(
     [

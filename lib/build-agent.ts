@@ -1,21 +1,11 @@
-import { join } from 'node:path';
-import {
-  Aws,
-  BundlingOutput,
-  DockerImage,
-  Duration,
-  type RemovalPolicy,
-  Stack,
-  Validations,
-} from 'aws-cdk-lib';
+import { Duration, type RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as codebuild from 'aws-cdk-lib/aws-codebuild';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as logs from 'aws-cdk-lib/aws-logs';
-import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import { Construct } from 'constructs';
-import { bundlePackagingTool, PACKAGING_TOOL_FILE } from '../tools/bundle';
 import { nagEnvOf, nagRefOf } from './nag';
+import { addPackagingTool } from './packaging-tool';
 import type { Registry } from './registry';
 import { TenantLogGroup } from './tenant-log-group';
 
@@ -92,28 +82,7 @@ export class BuildAgent extends Construct {
 
     const buildImage = codebuild.LinuxArmBuildImage.AMAZON_LINUX_2023_STANDARD_3_0;
     this.defaultImage = buildImage.imageId;
-    // The packaging tool (helm and terraform artifacts, image copies), bundled by local esbuild.
-    const tools = new s3assets.Asset(this, 'PackagingTool', {
-      path: join(__dirname, '..', 'tools'),
-      bundling: {
-        image: DockerImage.fromRegistry('public.ecr.aws/docker/library/node:22'),
-        outputType: BundlingOutput.SINGLE_FILE,
-        local: {
-          tryBundle(outputDir: string) {
-            bundlePackagingTool(join(outputDir, PACKAGING_TOOL_FILE));
-            return true;
-          },
-        },
-      },
-    });
-    // Read exactly the tool's object, not the whole asset bucket.
-    role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: ['s3:GetObject'],
-        resources: [`arn:${Aws.PARTITION}:s3:::${tools.s3BucketName}/${tools.s3ObjectKey}`],
-      }),
-    );
-    this.toolsS3Uri = tools.s3ObjectUrl;
+    this.toolsS3Uri = addPackagingTool(this, role);
 
     const project = new codebuild.Project(this, 'Project', {
       description: 'Ferry build agent: runs the buildspec the build workflow generates for each build',

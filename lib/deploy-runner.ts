@@ -1,19 +1,17 @@
-import { join } from 'node:path';
-import { Aws, BundlingOutput, DockerImage, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as codebuild from 'aws-cdk-lib/aws-codebuild';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
-import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import { Construct } from 'constructs';
 import { OUTPUTS_PREFIX } from '../lambda/deploy/runner';
 
 /** Where the deploy function writes each build's input (lambda/deploy/runner-platform.ts). */
 const INPUTS_PREFIX = 'inputs/';
 
-import { bundlePackagingTool, PACKAGING_TOOL_FILE } from '../tools/bundle';
 import { acknowledgeKmsDataKeyGrant, acknowledgeOnGrantee, nagArnOf, nagEnvOf, nagRefOf } from './nag';
+import { addPackagingTool } from './packaging-tool';
 import { TenantLogGroup } from './tenant-log-group';
 
 export interface DeployRunnerProps {
@@ -142,29 +140,8 @@ export class DeployRunner extends Construct {
 
     const buildImage = codebuild.LinuxArmBuildImage.AMAZON_LINUX_2023_STANDARD_3_0;
     this.defaultImage = buildImage.imageId;
-    // The packaging tool, which reads Terraform module artifacts (the build agent's own asset: same
-    // source, same bundle, so the same object in the asset bucket).
-    const tools = new s3assets.Asset(this, 'PackagingTool', {
-      path: join(__dirname, '..', 'tools'),
-      bundling: {
-        image: DockerImage.fromRegistry('public.ecr.aws/docker/library/node:22'),
-        outputType: BundlingOutput.SINGLE_FILE,
-        local: {
-          tryBundle(outputDir: string) {
-            bundlePackagingTool(join(outputDir, PACKAGING_TOOL_FILE));
-            return true;
-          },
-        },
-      },
-    });
-    role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        sid: 'ReadPackagingTool',
-        actions: ['s3:GetObject'],
-        resources: [`arn:${Aws.PARTITION}:s3:::${tools.s3BucketName}/${tools.s3ObjectKey}`],
-      }),
-    );
-    this.toolsS3Uri = tools.s3ObjectUrl;
+    // The packaging tool, which reads Terraform module artifacts.
+    this.toolsS3Uri = addPackagingTool(this, role);
 
     const project = new codebuild.Project(this, 'Project', {
       description:

@@ -38,6 +38,8 @@ export interface LocalImsOptions {
   readonly onBuildFinished?: (buildId: string, status: 'SUCCEEDED' | 'FAILED', cause?: string) => void;
   /** Told of every release workflow that ends. */
   readonly onReleaseFinished?: (releaseId: string, run: WorkflowRun) => void;
+  /** Told of every teardown workflow that ends. */
+  readonly onTeardownFinished?: (installId: string, run: WorkflowRun) => void;
 }
 
 export interface LocalIms {
@@ -101,6 +103,7 @@ export async function startLocalIms(options: LocalImsOptions): Promise<LocalIms>
       installAccess,
       platform: new LocalPlatform(join(options.dataDir, 'installs')),
       onReleaseFinished: options.onReleaseFinished,
+      onTeardownFinished: options.onTeardownFinished,
     });
     const releasesIdle = async () => {
       await runtime.releaseRunner.idle();

@@ -1,4 +1,5 @@
-import { ExecutionAlreadyExists, type SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import type { SFNClient } from '@aws-sdk/client-sfn';
+import { startExecutionOnce } from '../shared/executions';
 
 /** Starts the build workflow for a recorded build. Starting the same build twice starts it once. */
 export interface BuildStarter {
@@ -13,17 +14,6 @@ export class StepFunctionsBuildStarter implements BuildStarter {
   ) {}
 
   async start(buildId: string): Promise<void> {
-    try {
-      await this.client.send(
-        new StartExecutionCommand({
-          stateMachineArn: this.stateMachineArn,
-          name: buildId,
-          input: JSON.stringify({ buildId }),
-        }),
-      );
-    } catch (error) {
-      if (error instanceof ExecutionAlreadyExists) return;
-      throw error;
-    }
+    await startExecutionOnce(this.client, this.stateMachineArn, buildId, { buildId });
   }
 }

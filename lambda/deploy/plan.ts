@@ -2,6 +2,8 @@
  * The deploy plan of an install: which components deploy in which order, which are skipped when
  * one fails, and each component's spec rendered for the install. Pure: no AWS, no state.
  */
+
+import type { App, Install } from '../domain/control-plane';
 import { dependantsOf, type GraphNode, levels } from '../domain/graph';
 import type { ComponentSpec } from '../domain/schemas';
 import { type RenderContext, renderTemplates } from '../domain/templates';
@@ -58,4 +60,30 @@ export function renderForInstall(spec: ComponentSpec, context: RenderContext): C
 
 function graphOf(components: readonly PlannedComponent[]): GraphNode[] {
   return components.map(({ name, dependencies }) => ({ name, dependsOn: dependencies }));
+}
+
+/**
+ * What a component's templates render from: the app's input defaults overridden by the install's
+ * inputs, and each given component's recorded outputs (its synced image apart, as `image`).
+ */
+export function renderContextFor(
+  app: Pick<App, 'inputs'>,
+  install: Pick<Install, 'id' | 'accountId' | 'region' | 'inputs'>,
+  recorded: Iterable<[string, { outputs: Record<string, string> }]>,
+): RenderContext {
+  const inputs: Record<string, string> = {};
+  for (const input of app.inputs) if (input.default !== undefined) inputs[input.name] = input.default;
+  Object.assign(inputs, install.inputs);
+  const components: Record<
+    string,
+    { outputs: Record<string, string>; image?: { uri: string; digest: string } }
+  > = {};
+  for (const [name, record] of recorded) {
+    const { 'image.uri': uri, 'image.digest': digest, ...outputs } = record.outputs;
+    components[name] = { outputs, ...(uri && digest && { image: { uri, digest } }) };
+  }
+  return {
+    install: { id: install.id, accountId: install.accountId, region: install.region, inputs },
+    components,
+  };
 }

@@ -5,13 +5,13 @@
  * unlock. A failed component stops its dependants; independent components keep going.
  */
 import type { Build, Builds } from '../domain/builds';
-import type { Component, ControlPlane, Install } from '../domain/control-plane';
+import type { ControlPlane, Install } from '../domain/control-plane';
 import type { Deployments } from '../domain/deployments';
 import type { InstallLock } from '../domain/install-lock';
 import type { StateStore } from '../domain/state-store';
 import type { RenderContext } from '../domain/templates';
 import type { SyncSteps } from '../sync/steps';
-import { planDeploy, renderForInstall } from './plan';
+import { planDeploy, renderContextFor, renderForInstall } from './plan';
 import type { ApplyRequest, ApplyResult, Platform } from './platform';
 import type { RunnerJob } from './runner-platform';
 
@@ -91,12 +91,13 @@ export class DeploySteps {
   /** The components in levels, each with the build it deploys; refuses components without a build. */
   async plan(input: DeployInput): Promise<{ levels: PlannedLevelItem[][] }> {
     const install = await this.options.controlPlane.getInstall(input.installId);
-    const components = await this.components(install.appId);
+    const components = await this.options.controlPlane.allComponents(install.appId);
     const chosen = new Map<string, string>();
     const missing: string[] = [];
     for (const component of components) {
       const buildId =
-        input.builds?.[component.name] ?? (await this.latestSucceeded(install.appId, component.name));
+        input.builds?.[component.name] ??
+        (await this.options.builds.latestSucceeded(install.appId, component.name));
       if (buildId) chosen.set(component.name, buildId);
       else missing.push(component.name);
     }
@@ -309,48 +310,11 @@ export class DeploySteps {
     install: Install,
     deployed: ReadonlyMap<string, { outputs: Record<string, string> }>,
   ): Promise<RenderContext> {
-    const app = await this.options.controlPlane.getApp(install.appId);
-    const inputs: Record<string, string> = {};
-    for (const input of app.inputs) if (input.default !== undefined) inputs[input.name] = input.default;
-    Object.assign(inputs, install.inputs);
-    const components: Record<
-      string,
-      { outputs: Record<string, string>; image?: { uri: string; digest: string } }
-    > = {};
-    for (const [name, record] of deployed) {
-      const { 'image.uri': uri, 'image.digest': digest, ...outputs } = record.outputs;
-      components[name] = { outputs, ...(uri && digest && { image: { uri, digest } }) };
-    }
-    return {
-      install: { id: install.id, accountId: install.accountId, region: install.region, inputs },
-      components,
-    };
+    return renderContextFor(await this.options.controlPlane.getApp(install.appId), install, deployed);
   }
 
   private errorOf(install: Install, step: string, cause: string) {
     return { step, account: install.accountId, region: install.region, cause };
-  }
-
-  private async components(appId: string): Promise<Component[]> {
-    const all: Component[] = [];
-    let nextToken: string | undefined;
-    do {
-      const page = await this.options.controlPlane.listComponents(appId, { limit: 100, nextToken });
-      all.push(...page.items);
-      nextToken = page.nextToken;
-    } while (nextToken);
-    return all;
-  }
-
-  private async latestSucceeded(appId: string, component: string): Promise<string | undefined> {
-    let nextToken: string | undefined;
-    do {
-      const page = await this.options.builds.listForComponent(appId, component, { limit: 50, nextToken });
-      const found = page.items.find((build) => build.status === 'succeeded');
-      if (found) return found.id;
-      nextToken = page.nextToken;
-    } while (nextToken);
-    return undefined;
   }
 }
 

@@ -1,4 +1,5 @@
-import { ExecutionAlreadyExists, type SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import type { SFNClient } from '@aws-sdk/client-sfn';
+import { startExecutionOnce } from '../shared/executions';
 
 /** Starts the teardown-install workflow for an install. */
 export interface TeardownStarter {
@@ -13,17 +14,6 @@ export class StepFunctionsTeardownStarter implements TeardownStarter {
   ) {}
 
   async start(installId: string, teardownId: string): Promise<void> {
-    try {
-      await this.client.send(
-        new StartExecutionCommand({
-          stateMachineArn: this.stateMachineArn,
-          name: teardownId,
-          input: JSON.stringify({ installId, teardownId }),
-        }),
-      );
-    } catch (error) {
-      if (error instanceof ExecutionAlreadyExists) return;
-      throw error;
-    }
+    await startExecutionOnce(this.client, this.stateMachineArn, teardownId, { installId, teardownId });
   }
 }

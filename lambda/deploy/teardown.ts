@@ -13,7 +13,7 @@ import { levels } from '../domain/graph';
 import type { InstallLock } from '../domain/install-lock';
 import type { StateStore } from '../domain/state-store';
 import type { RenderContext } from '../domain/templates';
-import { renderForInstall } from './plan';
+import { renderContextFor, renderForInstall } from './plan';
 import type { Platform } from './platform';
 import type { RunnerJob } from './runner-platform';
 import { type DeployRunner, LOCK_SECONDS, runnerFailure } from './steps';
@@ -88,7 +88,7 @@ export class TeardownSteps {
     const present = (await this.options.deployments.list(install.id))
       .filter((record) => record.status !== 'removed')
       .map((record) => record.component);
-    const components = await this.components(install.appId);
+    const components = await this.options.controlPlane.allComponents(install.appId);
     return {
       levels: levels(
         present.map((name) => ({ name, dependsOn: dependantsAmong(name, present, components) })),
@@ -113,7 +113,7 @@ export class TeardownSteps {
       const cause = error && (record.status === 'failed' ? `${error.step}: ${error.cause}` : error.cause);
       return { component: record.component, status: record.status, ...(cause && { cause }) };
     }
-    const components = await this.components(install.appId);
+    const components = await this.options.controlPlane.allComponents(install.appId);
     const present = [...records.values()]
       .filter((other) => other.status !== 'removed')
       .map((other) => other.component);
@@ -318,39 +318,13 @@ export class TeardownSteps {
     await this.options.deployments.record(install.id, install.appId, record.component, kept, TEARDOWN_ACTOR);
   }
 
-  /** As DeploySteps renders for a deploy: app defaults, install inputs, and what components recorded. */
+  /** As a deploy renders: app defaults, install inputs, and what the components still present recorded. */
   private async renderContext(
     install: Install,
     records: ReadonlyMap<string, DeployedComponent>,
   ): Promise<RenderContext> {
-    const app = await this.options.controlPlane.getApp(install.appId);
-    const inputs: Record<string, string> = {};
-    for (const input of app.inputs) if (input.default !== undefined) inputs[input.name] = input.default;
-    Object.assign(inputs, install.inputs);
-    const components: Record<
-      string,
-      { outputs: Record<string, string>; image?: { uri: string; digest: string } }
-    > = {};
-    for (const [name, record] of records) {
-      if (record.status === 'removed') continue;
-      const { 'image.uri': uri, 'image.digest': digest, ...outputs } = record.outputs;
-      components[name] = { outputs, ...(uri && digest && { image: { uri, digest } }) };
-    }
-    return {
-      install: { id: install.id, accountId: install.accountId, region: install.region, inputs },
-      components,
-    };
-  }
-
-  private async components(appId: string): Promise<Component[]> {
-    const all: Component[] = [];
-    let nextToken: string | undefined;
-    do {
-      const page = await this.options.controlPlane.listComponents(appId, { limit: 100, nextToken });
-      all.push(...page.items);
-      nextToken = page.nextToken;
-    } while (nextToken);
-    return all;
+    const present = [...records].filter(([, record]) => record.status !== 'removed');
+    return renderContextFor(await this.options.controlPlane.getApp(install.appId), install, present);
   }
 }
 

@@ -871,7 +871,8 @@ export class ControlPlane {
     return item.Item.graphVersion as number;
   }
 
-  private async allComponents(appId: string): Promise<Component[]> {
+  /** Every component of the app, every page. */
+  async allComponents(appId: string): Promise<Component[]> {
     const all: Component[] = [];
     let nextToken: string | undefined;
     do {

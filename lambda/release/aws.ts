@@ -4,14 +4,13 @@
  */
 import {
   DescribeExecutionCommand,
-  ExecutionAlreadyExists,
   InvalidToken,
   SendTaskSuccessCommand,
   type SFNClient,
-  StartExecutionCommand,
   TaskDoesNotExist,
   TaskTimedOut,
 } from '@aws-sdk/client-sfn';
+import { startExecutionOnce } from '../shared/executions';
 import { logger } from '../shared/logger';
 import type { DeployExecutions, DeployInstallInput, TaskNotifier } from './steps';
 
@@ -28,18 +27,10 @@ export class StepFunctionsReleaseStarter implements ReleaseStarter {
   ) {}
 
   async start(releaseId: string): Promise<void> {
-    try {
-      await this.client.send(
-        new StartExecutionCommand({
-          stateMachineArn: this.stateMachineArn,
-          name: releaseId,
-          input: JSON.stringify({ releaseId, wavesInExecution: 0 }),
-        }),
-      );
-    } catch (error) {
-      if (error instanceof ExecutionAlreadyExists) return;
-      throw error;
-    }
+    await startExecutionOnce(this.client, this.stateMachineArn, releaseId, {
+      releaseId,
+      wavesInExecution: 0,
+    });
   }
 }
 
@@ -59,19 +50,8 @@ export class StepFunctionsDeployExecutions implements DeployExecutions {
   ) {}
 
   async start(name: string, input: DeployInstallInput): Promise<void> {
-    try {
-      await this.client.send(
-        new StartExecutionCommand({
-          stateMachineArn: this.deployInstallArn,
-          name,
-          input: JSON.stringify(input),
-        }),
-      );
-    } catch (error) {
-      // Started before with this very input (a retried wave): that execution stands.
-      if (error instanceof ExecutionAlreadyExists) return;
-      throw error;
-    }
+    // Started before with this very input (a retried wave): that execution stands.
+    await startExecutionOnce(this.client, this.deployInstallArn, name, input);
   }
 
   async describe(name: string): Promise<{ status: string; cause?: string }> {

@@ -37,7 +37,7 @@ export async function createRelease(
   problems.push(...strategyProblems.map((problem) => ({ ...problem, path: `body.${problem.path}` })));
 
   await controlPlane.getApp(appId);
-  const components = await allComponents(controlPlane, appId);
+  const components = await controlPlane.allComponents(appId);
   if (components.length === 0) {
     problems.push({ path: 'path.appId', message: 'the app has no components to release' });
   }
@@ -209,15 +209,4 @@ async function allInstallIds(controlPlane: ControlPlane, appId: string): Promise
     nextToken = page.nextToken;
   } while (nextToken);
   return ids;
-}
-
-async function allComponents(controlPlane: ControlPlane, appId: string): Promise<Component[]> {
-  const all: Component[] = [];
-  let nextToken: string | undefined;
-  do {
-    const page = await controlPlane.listComponents(appId, { limit: 100, nextToken });
-    all.push(...page.items);
-    nextToken = page.nextToken;
-  } while (nextToken);
-  return all;
 }

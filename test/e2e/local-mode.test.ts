@@ -164,6 +164,13 @@ describe('local mode (npm start)', () => {
       { headers: { accept: build.artifact.mediaType } },
     );
     expect(synced.status).toBe(200);
+
+    // Tear it down: Terraform destroys for real, then the install is gone.
+    const teardown = await send(url, 'DELETE', `/v1/installs/${install.id}`);
+    expect(teardown.status).toBe(202);
+    await ims.waitFor(new RegExp(`teardown of install ${install.id} (succeeded|ended.*)`));
+    expect(ims.output()).toContain(`teardown of install ${install.id} succeeded`);
+    expect((await send(url, 'GET', `/v1/installs/${install.id}`)).status).toBe(404);
     rmSync(repo, { recursive: true, force: true });
   });
 

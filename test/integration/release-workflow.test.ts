@@ -5,7 +5,6 @@ import { createApiHandler } from '../../lambda/api/app';
 import type { Install } from '../../lambda/domain/control-plane';
 import type { ComponentSpec } from '../../lambda/domain/schemas';
 import { StateStore } from '../../lambda/domain/state-store';
-import { pushArtifact } from '../../lambda/oci/artifact';
 import { RegistryClient } from '../../lambda/oci/client';
 import { ReleaseSteps } from '../../lambda/release/steps';
 import { type LocalDynamoDb, startDynamoDb } from '../../local/dynamodb';
@@ -14,6 +13,7 @@ import { LocalPlatform } from '../../local/platform';
 import { type LocalRegistry, startRegistry } from '../../local/registry';
 import { localReleaseRuntime } from '../../local/releases';
 import { apiClient } from '../support/api-client';
+import { imageArtifact, succeededBuild } from '../support/builds';
 import { freshDomain } from '../support/control-plane';
 
 let dynamo: LocalDynamoDb;
@@ -58,44 +58,16 @@ async function fleet(installCount: number, runtimeOptions: { maxWavesPerExecutio
   const buildIds: Record<string, string> = {};
   for (const [name, spec] of Object.entries(specs)) {
     await controlPlane.putComponent(app.id, name, spec, 't');
-    const build = (
-      await builds.request(
-        { appId: app.id, appName: app.name, component: name, componentVersion: 1, spec },
-        't',
-      )
-    ).value;
-    await builds.markRunning(build.id, 't');
-    if (name === 'site') {
-      const chart = { repo: 'https://charts.example.com', name: 'site', version: '1.2.3' };
-      await builds.recordSuccess(build.id, { artifact: { uri: chart.repo, chart } }, 't');
-    } else {
-      const repository = `ferry-acme/shop/${name}`;
-      const config = Buffer.from(
-        JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }),
-      );
-      const pushed = await pushArtifact(tenant, repository, build.id, {
-        config: { mediaType: 'application/vnd.oci.image.config.v1+json', bytes: config },
-        layers: [
-          { mediaType: 'application/vnd.oci.image.layer.v1.tar', bytes: Buffer.from(`web ${app.id}`) },
-        ],
-      });
-      await builds.recordSuccess(
-        build.id,
-        {
-          artifact: {
-            uri: `${tenantRegistry.host}/${repository}@${pushed.digest}`,
-            registry: tenantRegistry.host,
-            repository,
-            tag: build.id,
-            digest: pushed.digest,
-            size: pushed.size,
-            mediaType: pushed.mediaType,
-          },
-        },
-        't',
-      );
-    }
-    buildIds[name] = build.id;
+    buildIds[name] = await succeededBuild(
+      builds,
+      tenant,
+      app,
+      name,
+      spec,
+      name === 'site'
+        ? { chart: { repo: 'https://charts.example.com', name: 'site', version: '1.2.3' } }
+        : imageArtifact(`web ${app.id}`),
+    );
   }
   const installs: Install[] = [];
   for (let i = 0; i < installCount; i++) {

@@ -11,7 +11,6 @@ import { InstallLock } from '../../lambda/domain/install-lock';
 import type { ComponentSpec } from '../../lambda/domain/schemas';
 import { StateStore } from '../../lambda/domain/state-store';
 import { keys } from '../../lambda/domain/store';
-import { pushArtifact } from '../../lambda/oci/artifact';
 import { RegistryClient } from '../../lambda/oci/client';
 import { packageHelmChart } from '../../lambda/packaging/helm';
 import { packageTerraformModule } from '../../lambda/packaging/terraform';
@@ -22,6 +21,7 @@ import { LocalPlatform } from '../../local/platform';
 import { type LocalRegistry, startRegistry } from '../../local/registry';
 import { deployInstallTasks, teardownInstallTasks } from '../../local/releases';
 import { runWorkflow, type TaskHandler } from '../../local/stepfunctions';
+import { imageArtifact, succeededBuild } from '../support/builds';
 import { freshDomain } from '../support/control-plane';
 
 let dynamo: LocalDynamoDb;
@@ -189,44 +189,10 @@ async function shopWithBuilds(dbDestroy: string[]) {
         layers: [{ mediaType: chart.layerMediaType, bytes: chart.layerBytes }],
       };
     }
-    const config = Buffer.from(
-      JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, name }),
-    );
-    return {
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', bytes: config },
-      layers: [
-        {
-          mediaType: 'application/vnd.oci.image.layer.v1.tar',
-          bytes: Buffer.from(`layer of ${name} ${app.id}`),
-        },
-      ],
-    };
+    return imageArtifact(`${name} ${app.id}`);
   };
   for (const name of Object.keys(specs)) {
-    const requested = (
-      await builds.request(
-        { appId: app.id, appName: app.name, component: name, componentVersion: 1, spec: specs[name] },
-        't',
-      )
-    ).value;
-    const repository = `ferry-acme/shop/${name}`;
-    const pushed = await pushArtifact(tenant, repository, requested.id, artifactOf(name));
-    await builds.markRunning(requested.id, 't');
-    await builds.recordSuccess(
-      requested.id,
-      {
-        artifact: {
-          uri: `${tenantRegistry.host}/${repository}@${pushed.digest}`,
-          registry: tenantRegistry.host,
-          repository,
-          tag: requested.id,
-          digest: pushed.digest,
-          size: pushed.size,
-          mediaType: pushed.mediaType,
-        },
-      },
-      't',
-    );
+    await succeededBuild(builds, tenant, app, name, specs[name], artifactOf(name));
   }
   const deployments = new Deployments(store);
   const lock = new InstallLock(store);
