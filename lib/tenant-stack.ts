@@ -232,6 +232,16 @@ export class TenantStack extends Stack {
     );
     deployStepsFunction.function.addEnvironment('DEPLOY_RUNNER_IMAGE', this.deployRunner.defaultImage);
     this.deployRunner.grantWriteInputs(deployStepsFunction.function);
+    // Deploys open installs' sensitive inputs and seal sensitive outputs for dependants: only
+    // ciphertexts bound to an install (the encryption context names it).
+    deployStepsFunction.function.addEnvironment('TENANT_KEY_ARN', key.keyArn);
+    deployStepsFunction.function.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['kms:Encrypt', 'kms:Decrypt'],
+        resources: [key.keyArn],
+        conditions: { 'ForAnyValue:StringEquals': { 'kms:EncryptionContextKeys': ['installId'] } },
+      }),
+    );
     this.deployRunner.grantReadOutputs(deployStepsFunction.function);
     this.deployInstall = new Workflow(this, 'DeployInstall', {
       definitionName: 'deploy-install',

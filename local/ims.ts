@@ -71,11 +71,8 @@ export async function startLocalIms(options: LocalImsOptions): Promise<LocalIms>
     started.push(registry);
 
     const client = documentClient(dynamo.clientConfig);
-    const controlPlane = new ControlPlane({
-      client,
-      table: LOCAL_STATE_TABLE,
-      sealer: new LocalSealer(loadOrCreateLocalKey(options.dataDir)),
-    });
+    const sealer = new LocalSealer(loadOrCreateLocalKey(options.dataDir));
+    const controlPlane = new ControlPlane({ client, table: LOCAL_STATE_TABLE, sealer });
     const store = new StateStore({ client, table: LOCAL_STATE_TABLE });
     const builds = new Builds(store);
     const tool = join(options.dataDir, 'tools', PACKAGING_TOOL_FILE);
@@ -104,6 +101,7 @@ export async function startLocalIms(options: LocalImsOptions): Promise<LocalIms>
       platform: new LocalPlatform(join(options.dataDir, 'installs')),
       onReleaseFinished: options.onReleaseFinished,
       onTeardownFinished: options.onTeardownFinished,
+      sealer,
     });
     const releasesIdle = async () => {
       await runtime.releaseRunner.idle();

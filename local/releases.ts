@@ -14,6 +14,7 @@ import type { ControlPlane } from '../lambda/domain/control-plane';
 import { Deployments } from '../lambda/domain/deployments';
 import { InstallLock } from '../lambda/domain/install-lock';
 import { Releases } from '../lambda/domain/releases';
+import type { SecretSealer } from '../lambda/domain/secrets';
 import type { StateStore } from '../lambda/domain/state-store';
 import type { RegistryClient } from '../lambda/oci/client';
 import type { ReleaseStarter } from '../lambda/release/aws';
@@ -259,6 +260,8 @@ export interface LocalReleaseRuntimeOptions {
   readonly maxWavesPerExecution?: ReleaseStepsOptions['maxWavesPerExecution'];
   readonly onReleaseFinished?: LocalReleaseRunnerOptions['onFinished'];
   readonly onTeardownFinished?: (installId: string, run: WorkflowRun) => void;
+  /** Seals sensitive outputs for dependants (the control plane's sealer opens sensitive inputs). */
+  readonly sealer?: SecretSealer;
 }
 
 /** Everything local mode needs to run releases, wired as Lambda wires it in AWS. */
@@ -281,6 +284,7 @@ export function localReleaseRuntime(options: LocalReleaseRuntimeOptions) {
       destinationPrefix: localInstallPrefix,
     }),
     platform: options.platform,
+    sealer: options.sealer,
   });
   const notifier = new LocalTaskNotifier();
   let releaseSteps: ReleaseSteps | undefined;
@@ -310,6 +314,7 @@ export function localReleaseRuntime(options: LocalReleaseRuntimeOptions) {
       lock: new InstallLock(store),
       store,
       platform: options.platform,
+      sealer: options.sealer,
     }),
     options.onTeardownFinished,
   );

@@ -1,10 +1,12 @@
 import { ECRClient } from '@aws-sdk/client-ecr';
+import { KMSClient } from '@aws-sdk/client-kms';
 import { S3Client } from '@aws-sdk/client-s3';
 import { STSClient } from '@aws-sdk/client-sts';
 import { Builds } from '../domain/builds';
 import { ControlPlane } from '../domain/control-plane';
 import { Deployments } from '../domain/deployments';
 import { InstallLock } from '../domain/install-lock';
+import { KmsSealer } from '../domain/secrets';
 import { StateStore } from '../domain/state-store';
 import type { RegistryClient } from '../oci/client';
 import { documentClient } from '../shared/dynamo';
@@ -28,7 +30,9 @@ const client = documentClient();
 const table = requireEnv('STATE_TABLE');
 const tenant = requireEnv('FERRY_TENANT');
 const store = new StateStore({ client, table });
-const controlPlane = new ControlPlane({ client, table });
+// Deploys open sensitive inputs and seal sensitive outputs with the tenant key.
+const sealer = new KmsSealer(new KMSClient({}), requireEnv('TENANT_KEY_ARN'));
+const controlPlane = new ControlPlane({ client, table, sealer });
 const builds = new Builds(store);
 const access = new AwsInstallAccess({ sts: new STSClient({}), tenant });
 const ecs = new EcsPlatform({ access, tenant });
@@ -79,6 +83,7 @@ const steps = new DeploySteps({
   }),
   platform,
   runner,
+  sealer,
 });
 
 const teardown = new TeardownSteps({
@@ -88,6 +93,7 @@ const teardown = new TeardownSteps({
   store,
   platform,
   runner,
+  sealer,
 });
 
 export type TeardownStepEvent =

@@ -8,6 +8,7 @@ import type { Build, Builds } from '../domain/builds';
 import type { ControlPlane, Install } from '../domain/control-plane';
 import type { Deployments } from '../domain/deployments';
 import type { InstallLock } from '../domain/install-lock';
+import type { SecretSealer } from '../domain/secrets';
 import type { StateStore } from '../domain/state-store';
 import type { RenderContext } from '../domain/templates';
 import type { SyncSteps } from '../sync/steps';
@@ -69,6 +70,11 @@ export interface DeployStepsOptions {
   readonly platform: Platform;
   /** Applies the components it handles on the deploy runner (AWS); without it the platform applies all. */
   readonly runner?: DeployRunner;
+  /**
+   * Seals sensitive outputs so dependants can render with them, and opens them again (the tenant
+   * key). Without it sensitive outputs are dropped after the apply. @default none
+   */
+  readonly sealer?: SecretSealer;
 }
 
 class StepFailure extends Error {
@@ -214,6 +220,16 @@ export class DeploySteps {
     artifact: { uri: string; digest?: string },
     result: ApplyResult,
   ): Promise<ComponentOutcome> {
+    const sealedOutputs: Record<string, string> = {};
+    const { sealer } = this.options;
+    if (sealer) {
+      for (const name of result.sensitiveOutputs ?? []) {
+        const value = result.outputs[name];
+        if (value !== undefined) {
+          sealedOutputs[name] = await sealer.seal(value, { installId: install.id, component, output: name });
+        }
+      }
+    }
     await this.options.deployments.record(
       install.id,
       install.appId,
@@ -227,6 +243,7 @@ export class DeploySteps {
           ...(artifact.digest && { 'image.uri': artifact.uri, 'image.digest': artifact.digest }),
         },
         sensitiveOutputs: result.sensitiveOutputs,
+        sealedOutputs,
         releaseId: deployId,
       },
       DEPLOY_ACTOR,
@@ -306,16 +323,47 @@ export class DeploySteps {
     return { uri: summary.destination, digest: summary.digest };
   }
 
-  private async renderContext(
+  private renderContext(
     install: Install,
     deployed: ReadonlyMap<string, { outputs: Record<string, string> }>,
   ): Promise<RenderContext> {
-    return renderContextFor(await this.options.controlPlane.getApp(install.appId), install, deployed);
+    return openRenderContext(this.options, install, deployed);
   }
 
   private errorOf(install: Install, step: string, cause: string) {
     return { step, account: install.accountId, region: install.region, cause };
   }
+}
+
+/**
+ * What templates render from, for a deploy or a teardown: app defaults, the install's inputs
+ * (sensitive ones opened with the tenant key), and the given components' recorded outputs
+ * (sensitive ones opened when a sealer is given). The result holds secrets: it never leaves the
+ * step that renders with it.
+ */
+export async function openRenderContext(
+  options: { controlPlane: ControlPlane; deployments: Deployments; sealer?: SecretSealer },
+  install: Install,
+  recorded: Iterable<[string, { outputs: Record<string, string> }]>,
+): Promise<RenderContext> {
+  const app = await options.controlPlane.getApp(install.appId);
+  const sensitiveInputs =
+    install.sensitiveInputs.length > 0 ? await options.controlPlane.openSensitiveInputs(install.id) : {};
+  const { sealer } = options;
+  const sealed = sealer ? await options.deployments.sealedOutputs(install.id) : {};
+  const opened: [string, { outputs: Record<string, string> }][] = [];
+  for (const [name, record] of recorded) {
+    const outputs = { ...record.outputs };
+    for (const [output, value] of Object.entries(sealed[name] ?? {})) {
+      outputs[output] = await (sealer as SecretSealer).unseal(value, {
+        installId: install.id,
+        component: name,
+        output,
+      });
+    }
+    opened.push([name, { outputs }]);
+  }
+  return renderContextFor(app, { ...install, inputs: { ...install.inputs, ...sensitiveInputs } }, opened);
 }
 
 /**

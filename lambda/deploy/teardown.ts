@@ -11,12 +11,13 @@ import type { DeployedComponent, DeploymentRecord, Deployments } from '../domain
 import { DomainError, NotFoundError } from '../domain/errors';
 import { levels } from '../domain/graph';
 import type { InstallLock } from '../domain/install-lock';
+import type { SecretSealer } from '../domain/secrets';
 import type { StateStore } from '../domain/state-store';
 import type { RenderContext } from '../domain/templates';
-import { renderContextFor, renderForInstall } from './plan';
+import { renderForInstall } from './plan';
 import type { Platform } from './platform';
 import type { RunnerJob } from './runner-platform';
-import { type DeployRunner, LOCK_SECONDS, runnerFailure } from './steps';
+import { type DeployRunner, LOCK_SECONDS, openRenderContext, runnerFailure } from './steps';
 
 export const TEARDOWN_ACTOR = 'workflow:teardown-install';
 
@@ -57,6 +58,8 @@ export interface TeardownStepsOptions {
   readonly platform: Required<Pick<Platform, 'destroy'>>;
   /** Removes the components it handles on the deploy runner (AWS); without it the platform removes all. */
   readonly runner?: DeployRunner;
+  /** Opens sensitive outputs for rendering (as the deploy sealed them). @default none */
+  readonly sealer?: SecretSealer;
 }
 
 /** A component handed to the deploy runner to remove: what finishDestroy needs to record it. */
@@ -319,12 +322,12 @@ export class TeardownSteps {
   }
 
   /** As a deploy renders: app defaults, install inputs, and what the components still present recorded. */
-  private async renderContext(
+  private renderContext(
     install: Install,
     records: ReadonlyMap<string, DeployedComponent>,
   ): Promise<RenderContext> {
     const present = [...records].filter(([, record]) => record.status !== 'removed');
-    return renderContextFor(await this.options.controlPlane.getApp(install.appId), install, present);
+    return openRenderContext(this.options, install, present);
   }
 }
 

@@ -542,6 +542,22 @@ export class ControlPlane {
     }
     return toInstall(item);
   }
+  /**
+   * The install's sensitive inputs in clear, for a deploy to render with: unsealed with the tenant
+   * key, each bound to its install and name. Never for an API answer.
+   */
+  async openSensitiveInputs(installId: string): Promise<Record<string, string>> {
+    const item = await this.store.get(keys.install(installId));
+    const sealed = (item?.sealedInputs ?? {}) as Record<string, string>;
+    const names = Object.keys(sealed);
+    if (names.length === 0) return {};
+    if (!this.sealer) throw new Error('this control plane has no sealer: it cannot open sensitive inputs');
+    const sealer = this.sealer;
+    const open: Record<string, string> = {};
+    for (const name of names) open[name] = await sealer.unseal(sealed[name], { installId, input: name });
+    return open;
+  }
+
   /** Records the outcome of assuming the install's role: connected, or access-denied with the cause. */
   async recordAccessCheck(
     installId: string,

@@ -30,6 +30,8 @@ export interface DeploymentRecord {
   readonly error?: DeploymentError;
   /** What wrote the record, for the history's words. @default 'deploy' */
   readonly operation?: 'deploy' | 'teardown';
+  /** The sensitive outputs' values, sealed with the tenant key: kept for dependants, never shown. */
+  readonly sealedOutputs?: Readonly<Record<string, string>>;
 }
 
 export interface DeployedComponent {
@@ -90,7 +92,12 @@ export class Deployments {
       ...Object.fromEntries(sensitive.map((name) => [name, '(sensitive)'])),
     };
     await this.store.transact([
-      this.store.put({ ...keys.deployedComponent(installId, component), ...deployed }),
+      this.store.put({
+        ...keys.deployedComponent(installId, component),
+        ...deployed,
+        ...(record.sealedOutputs &&
+          Object.keys(record.sealedOutputs).length > 0 && { sealedOutputs: record.sealedOutputs }),
+      }),
       this.store.eventPut({
         appId,
         installId,
@@ -109,6 +116,26 @@ export class Deployments {
       }),
     ]);
     return deployed;
+  }
+
+  /** The sealed sensitive outputs of each component recorded for the install (for rendering dependants). */
+  async sealedOutputs(installId: string): Promise<Record<string, Record<string, string>>> {
+    const partition = keys.deployedComponent(installId, '').pk;
+    const found: Record<string, Record<string, string>> = {};
+    let nextToken: string | undefined;
+    do {
+      const page = await this.store.queryPartition(
+        { partition, skPrefix: keys.deployedPrefix, consistent: true },
+        { limit: PAGE_LIMIT_MAX, ...(nextToken && { nextToken }) },
+        (item) => item,
+      );
+      for (const item of page.items) {
+        if (item.sealedOutputs)
+          found[item.component as string] = item.sealedOutputs as Record<string, string>;
+      }
+      nextToken = page.nextToken;
+    } while (nextToken);
+    return found;
   }
 
   /** Every component recorded for the install, by name. */
@@ -152,5 +179,6 @@ function messageOf(component: string, installId: string, record: DeploymentRecor
 }
 
 function toDeployed(item: Record<string, unknown>): DeployedComponent {
-  return withoutKeys(item) as unknown as DeployedComponent;
+  const { sealedOutputs: _sealed, ...rest } = withoutKeys(item);
+  return rest as unknown as DeployedComponent;
 }

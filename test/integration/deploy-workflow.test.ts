@@ -1,12 +1,16 @@
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import type { RunnerJob } from '../../lambda/deploy/runner-platform';
 import { type DeployRunner, DeploySteps } from '../../lambda/deploy/steps';
+import { TeardownSteps } from '../../lambda/deploy/teardown';
 import { Deployments } from '../../lambda/domain/deployments';
 import { InstallLock } from '../../lambda/domain/install-lock';
 import type { ComponentSpec } from '../../lambda/domain/schemas';
+import { LocalSealer } from '../../lambda/domain/secrets';
 import { StateStore } from '../../lambda/domain/state-store';
 import { RegistryClient } from '../../lambda/oci/client';
 import { packageHelmChart } from '../../lambda/packaging/helm';
@@ -16,7 +20,7 @@ import { type LocalDynamoDb, startDynamoDb } from '../../local/dynamodb';
 import { LocalInstallAccess, localInstallPrefix } from '../../local/install-access';
 import { LocalPlatform } from '../../local/platform';
 import { type LocalRegistry, startRegistry } from '../../local/registry';
-import { deployInstallTasks } from '../../local/releases';
+import { deployInstallTasks, teardownInstallTasks } from '../../local/releases';
 import { runWorkflow, type TaskHandler } from '../../local/stepfunctions';
 import { imageArtifact, succeededBuild } from '../support/builds';
 import { freshDomain } from '../support/control-plane';
@@ -264,6 +268,129 @@ function standInRunner() {
 }
 
 describe('deploy-install workflow, run locally', () => {
+  it('renders sensitive inputs and sensitive outputs into dependants, and stores neither in clear', async () => {
+    const domain = await freshDomain(dynamo);
+    const { controlPlane, builds, client, table } = domain;
+    const store = new StateStore({ client, table });
+    const app = (
+      await controlPlane.createApp(
+        { name: 'vault', inputs: [{ name: 'db_password', required: true, sensitive: true }] },
+        't',
+      )
+    ).value;
+    const specs: Record<string, ComponentSpec> = {
+      db: {
+        type: 'terraform',
+        source: { repo: '/src', ref: 'main', path: 'db' },
+        terraformVersion: '1.11.4',
+        variables: { password: '{{ install.inputs.db_password }}' },
+        environment: {},
+        dependsOn: [],
+      },
+      api: {
+        type: 'image',
+        image: { uri: 'docker.io/acme/api:1' },
+        service: {
+          cluster: 'main',
+          subnets: ['subnet-1'],
+          securityGroups: [],
+          cpu: 256,
+          memory: 512,
+          desiredCount: 1,
+          assignPublicIp: false,
+          environment: { DSN: '{{ components.db.outputs.dsn }}' },
+        },
+        dependsOn: [],
+      },
+    };
+    const moduleDir = join(root, `vault-${app.id}`);
+    mkdirSync(moduleDir, { recursive: true });
+    writeFileSync(
+      join(moduleDir, 'main.tf'),
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: Terraform interpolation, not JavaScript
+      'variable "password" { sensitive = true }\noutput "dsn" {\n  value     = "postgres://app:${var.password}@db"\n  sensitive = true\n}\n',
+    );
+    const module = await packageTerraformModule(moduleDir);
+    const tenant = new RegistryClient({ registry: tenantRegistry.host, insecure: true });
+    for (const name of ['db', 'api']) {
+      await controlPlane.putComponent(app.id, name, specs[name], 't');
+      await succeededBuild(
+        builds,
+        tenant,
+        app,
+        name,
+        specs[name],
+        name === 'db'
+          ? {
+              artifactType: module.artifactType,
+              config: { mediaType: module.configMediaType, bytes: module.configBytes },
+              layers: [{ mediaType: module.layerMediaType, bytes: module.layerBytes }],
+            }
+          : imageArtifact(`api ${app.id}`),
+      );
+    }
+    const install = (
+      await controlPlane.createInstall(
+        app.id,
+        { accountId: '111122223333', region: 'eu-west-1', inputs: { db_password: 'pa55-w0rd' } },
+        't',
+      )
+    ).value;
+    const deployments = new Deployments(store);
+    const lock = new InstallLock(store);
+    const platform = new LocalPlatform(join(root, 'vault-platform'));
+    const sealer = new LocalSealer(randomBytes(32));
+    const steps = new DeploySteps({
+      controlPlane,
+      builds,
+      deployments,
+      lock,
+      store,
+      sync: new SyncSteps({
+        controlPlane,
+        builds,
+        store,
+        tenantRegistry: async () => tenant,
+        access: new LocalInstallAccess(installRegistry.host),
+        destinationPrefix: localInstallPrefix,
+      }),
+      platform,
+      sealer,
+    });
+    const result = await deploy(steps, { installId: install.id, deployId: 'rel_01vault', builds: {} });
+    if (!hasBinary('terraform')) {
+      expect(result.status).toBe('FAILED');
+      return;
+    }
+    expect(result.status).toBe('SUCCEEDED');
+    const taskDefinition = JSON.parse(
+      readFileSync(join(root, 'vault-platform', install.id, 'api', 'task-definition.json'), 'utf8'),
+    );
+    expect(taskDefinition.containerDefinitions[0].environment).toEqual([
+      { name: 'DSN', value: 'postgres://app:pa55-w0rd@db' },
+    ]);
+    const db = (await deployments.list(install.id)).find((record) => record.component === 'db');
+    expect(db).toMatchObject({ status: 'deployed', sensitiveOutputs: ['dsn'], outputs: {} });
+    expect(db).not.toHaveProperty('sealedOutputs');
+    // Nothing in the table holds either secret in clear.
+    const items = JSON.stringify((await client.send(new ScanCommand({ TableName: table }))).Items ?? []);
+    expect(items).not.toContain('pa55-w0rd');
+    expect(items).toContain('"sealedOutputs"');
+
+    // Tearing down renders with the same secrets: Terraform destroys with the password it needs.
+    const teardown = await runWorkflow(
+      'teardown-install',
+      { installId: install.id, teardownId: 'td_01vault' },
+      {
+        tasks: teardownInstallTasks(
+          new TeardownSteps({ controlPlane, deployments, lock, store, platform, sealer }),
+        ),
+      },
+    );
+    expect(teardown.status).toBe('SUCCEEDED');
+    await expect(controlPlane.getInstall(install.id)).rejects.toThrow(/does not exist/);
+  });
+
   it('hands helm and plugin components to the deploy runner, and records what its builds did', async () => {
     const stand = standInRunner();
     const shop = await shopWithBuilds(stand.runner);

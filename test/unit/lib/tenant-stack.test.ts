@@ -241,6 +241,17 @@ describe('tenant stack', () => {
     'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, `:states:eu-west-1:123456789012:${kind}:${name}`]],
   });
 
+  it('lets deploys open and seal only install-bound secrets with the tenant key', () => {
+    const kms = statementsOf('DeployStepsFunctionRole').filter(
+      (statement) => JSON.stringify(statement.Action) === JSON.stringify(['kms:Encrypt', 'kms:Decrypt']),
+    );
+    expect(kms).toEqual([
+      expect.objectContaining({
+        Condition: { 'ForAnyValue:StringEquals': { 'kms:EncryptionContextKeys': ['installId'] } },
+      }),
+    ]);
+  });
+
   it('lets the API start the build, release and teardown workflows and no other', () => {
     const start = statesStatements('ApiFunctionRole');
     expect(start.map((statement) => statement.Action)).toEqual([
