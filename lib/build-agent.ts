@@ -1,11 +1,10 @@
-import { Duration, type RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { Duration, type RemovalPolicy } from 'aws-cdk-lib';
 import * as codebuild from 'aws-cdk-lib/aws-codebuild';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { nagEnvOf, nagRefOf } from './nag';
-import { addPackagingTool } from './packaging-tool';
+import { acknowledgeProjectDefaults, addPackagingTool, grantStartBuildSync } from './codebuild-support';
 import type { Registry } from './registry';
 import { TenantLogGroup } from './tenant-log-group';
 
@@ -43,22 +42,7 @@ export class BuildAgent extends Construct {
    * project's builds, and the managed EventBridge rule it uses to learn when a build ends.
    */
   grantStartBuildSync(grantee: iam.IGrantable): void {
-    iam.Grant.addToPrincipal({
-      grantee,
-      actions: ['codebuild:StartBuild', 'codebuild:StopBuild', 'codebuild:BatchGetBuilds'],
-      resourceArns: [this.project.projectArn],
-    });
-    iam.Grant.addToPrincipal({
-      grantee,
-      actions: ['events:PutTargets', 'events:PutRule', 'events:DescribeRule'],
-      resourceArns: [
-        Stack.of(this).formatArn({
-          service: 'events',
-          resource: 'rule',
-          resourceName: 'StepFunctionsGetEventsForCodeBuildStartBuildRule',
-        }),
-      ],
-    });
+    grantStartBuildSync(this.project, grantee);
   }
 
   constructor(scope: Construct, id: string, props: BuildAgentProps) {
@@ -112,15 +96,6 @@ export class BuildAgent extends Construct {
     this.project = project;
     props.registry.grantPush(role);
 
-    const projectName = nagRefOf(project);
-    const { region, account } = nagEnvOf(this);
-    Validations.of(role).acknowledge({
-      id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:${region}:${account}:log-group:/aws/codebuild/${projectName}:*]`,
-      reason: "CodeBuild's default log group grant, named after this project only.",
-    });
-    Validations.of(role).acknowledge({
-      id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:codebuild:${region}:${account}:report-group/${projectName}-*]`,
-      reason: "CodeBuild's test report groups, named after this project only.",
-    });
+    acknowledgeProjectDefaults(role, project);
   }
 }

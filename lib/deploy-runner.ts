@@ -6,13 +6,12 @@ import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { OUTPUTS_PREFIX } from '../lambda/deploy/runner';
+import { acknowledgeProjectDefaults, addPackagingTool, grantStartBuildSync } from './codebuild-support';
+import { acknowledgeKmsDataKeyGrant, acknowledgeOnGrantee, nagArnOf } from './nag';
+import { TenantLogGroup } from './tenant-log-group';
 
 /** Where the deploy function writes each build's input (lambda/deploy/runner-platform.ts). */
 const INPUTS_PREFIX = 'inputs/';
-
-import { acknowledgeKmsDataKeyGrant, acknowledgeOnGrantee, nagArnOf, nagEnvOf, nagRefOf } from './nag';
-import { addPackagingTool } from './packaging-tool';
-import { TenantLogGroup } from './tenant-log-group';
 
 export interface DeployRunnerProps {
   /** Encrypts the runner's builds, logs and outputs bucket. */
@@ -175,16 +174,7 @@ export class DeployRunner extends Construct {
 
     // CodeBuild's own grant on the project's encryption key (build artifacts and environment).
     acknowledgeKmsDataKeyGrant(role, 'The deploy runner project');
-    const projectName = nagRefOf(project);
-    const { region, account } = nagEnvOf(this);
-    Validations.of(role).acknowledge({
-      id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:${region}:${account}:log-group:/aws/codebuild/${projectName}:*]`,
-      reason: "CodeBuild's default log group grant, named after this project only.",
-    });
-    Validations.of(role).acknowledge({
-      id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:codebuild:${region}:${account}:report-group/${projectName}-*]`,
-      reason: "CodeBuild's test report groups, named after this project only.",
-    });
+    acknowledgeProjectDefaults(role, project);
   }
 
   /**
@@ -192,22 +182,7 @@ export class DeployRunner extends Construct {
    * project's builds, and the managed EventBridge rule it uses to learn when a build ends.
    */
   grantStartBuildSync(grantee: iam.IGrantable): void {
-    iam.Grant.addToPrincipal({
-      grantee,
-      actions: ['codebuild:StartBuild', 'codebuild:StopBuild', 'codebuild:BatchGetBuilds'],
-      resourceArns: [this.project.projectArn],
-    });
-    iam.Grant.addToPrincipal({
-      grantee,
-      actions: ['events:PutTargets', 'events:PutRule', 'events:DescribeRule'],
-      resourceArns: [
-        Stack.of(this).formatArn({
-          service: 'events',
-          resource: 'rule',
-          resourceName: 'StepFunctionsGetEventsForCodeBuildStartBuildRule',
-        }),
-      ],
-    });
+    grantStartBuildSync(this.project, grantee);
   }
 
   /**

@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Platform } from '../lambda/deploy/platform';
-import { DeploySteps } from '../lambda/deploy/steps';
+import { type DeployRunner, DeploySteps } from '../lambda/deploy/steps';
 import { TeardownSteps } from '../lambda/deploy/teardown';
 import type { TeardownStarter } from '../lambda/deploy/teardown-starter';
 import type { Builds } from '../lambda/domain/builds';
@@ -264,16 +264,22 @@ export interface LocalReleaseRuntimeOptions {
   readonly sealer?: SecretSealer;
 }
 
-/** Everything local mode needs to run releases, wired as Lambda wires it in AWS. */
-export function localReleaseRuntime(options: LocalReleaseRuntimeOptions) {
+/**
+ * The deploy-install steps as local mode wires them: sync through the install access into each
+ * install's namespace, apply on the given platform.
+ */
+export function localDeploySteps(
+  options: Pick<
+    LocalReleaseRuntimeOptions,
+    'controlPlane' | 'builds' | 'store' | 'tenantRegistry' | 'installAccess' | 'platform' | 'sealer'
+  > & { deployments?: Deployments; lock?: InstallLock; runner?: DeployRunner },
+): DeploySteps {
   const { controlPlane, builds, store } = options;
-  const releases = new Releases(store);
-  const deployments = new Deployments(store);
-  const deploySteps = new DeploySteps({
+  return new DeploySteps({
     controlPlane,
     builds,
-    deployments,
-    lock: new InstallLock(store),
+    deployments: options.deployments ?? new Deployments(store),
+    lock: options.lock ?? new InstallLock(store),
     store,
     sync: new SyncSteps({
       controlPlane,
@@ -285,7 +291,16 @@ export function localReleaseRuntime(options: LocalReleaseRuntimeOptions) {
     }),
     platform: options.platform,
     sealer: options.sealer,
+    runner: options.runner,
   });
+}
+
+/** Everything local mode needs to run releases, wired as Lambda wires it in AWS. */
+export function localReleaseRuntime(options: LocalReleaseRuntimeOptions) {
+  const { controlPlane, store } = options;
+  const releases = new Releases(store);
+  const deployments = new Deployments(store);
+  const deploySteps = localDeploySteps({ ...options, deployments });
   const notifier = new LocalTaskNotifier();
   let releaseSteps: ReleaseSteps | undefined;
   const executions = new LocalDeployExecutions((name, input) =>

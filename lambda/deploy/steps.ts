@@ -128,8 +128,9 @@ export class DeploySteps {
   async deployComponent(input: DeployInput & PlannedLevelItem): Promise<ComponentOutcome | RunningComponent> {
     const install = await this.options.controlPlane.getInstall(input.installId);
     const component = await this.options.controlPlane.getComponent(install.appId, input.component);
+    const recorded = await this.options.deployments.listWithSealed(install.id);
     const deployed = new Map(
-      (await this.options.deployments.list(install.id))
+      recorded.records
         .filter((record) => record.releaseId === input.deployId)
         .map((record) => [record.component, record]),
     );
@@ -155,7 +156,10 @@ export class DeploySteps {
       const build = await this.options.builds.get(input.buildId);
       const artifact = await this.syncArtifact(install, build, input.deployId);
       step = 'render';
-      const spec = renderForInstall(component.spec, await this.renderContext(install, deployed));
+      const spec = renderForInstall(
+        component.spec,
+        await openRenderContext(this.options, install, deployed, recorded.sealedOutputs),
+      );
       step = 'apply';
       const request: ApplyRequest = {
         install,
@@ -323,13 +327,6 @@ export class DeploySteps {
     return { uri: summary.destination, digest: summary.digest };
   }
 
-  private renderContext(
-    install: Install,
-    deployed: ReadonlyMap<string, { outputs: Record<string, string> }>,
-  ): Promise<RenderContext> {
-    return openRenderContext(this.options, install, deployed);
-  }
-
   private errorOf(install: Install, step: string, cause: string) {
     return { step, account: install.accountId, region: install.region, cause };
   }
@@ -342,24 +339,25 @@ export class DeploySteps {
  * step that renders with it.
  */
 export async function openRenderContext(
-  options: { controlPlane: ControlPlane; deployments: Deployments; sealer?: SecretSealer },
+  options: { controlPlane: ControlPlane; sealer?: SecretSealer },
   install: Install,
   recorded: Iterable<[string, { outputs: Record<string, string> }]>,
+  sealed: Readonly<Record<string, Record<string, string>>>,
 ): Promise<RenderContext> {
   const app = await options.controlPlane.getApp(install.appId);
   const sensitiveInputs =
     install.sensitiveInputs.length > 0 ? await options.controlPlane.openSensitiveInputs(install.id) : {};
-  const { sealer } = options;
-  const sealed = sealer ? await options.deployments.sealedOutputs(install.id) : {};
   const opened: [string, { outputs: Record<string, string> }][] = [];
   for (const [name, record] of recorded) {
     const outputs = { ...record.outputs };
-    for (const [output, value] of Object.entries(sealed[name] ?? {})) {
-      outputs[output] = await (sealer as SecretSealer).unseal(value, {
-        installId: install.id,
-        component: name,
-        output,
-      });
+    if (options.sealer) {
+      for (const [output, value] of Object.entries(sealed[name] ?? {})) {
+        outputs[output] = await options.sealer.unseal(value, {
+          installId: install.id,
+          component: name,
+          output,
+        });
+      }
     }
     opened.push([name, { outputs }]);
   }

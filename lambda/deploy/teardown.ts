@@ -104,9 +104,8 @@ export class TeardownSteps {
     input: TeardownInput & { component: string },
   ): Promise<TeardownOutcome | RemovingComponent> {
     const install = await this.options.controlPlane.getInstall(input.installId);
-    const records = new Map(
-      (await this.options.deployments.list(install.id)).map((record) => [record.component, record]),
-    );
+    const recorded = await this.options.deployments.listWithSealed(install.id);
+    const records = new Map(recorded.records.map((record) => [record.component, record]));
     const record = records.get(input.component);
     // Nothing recorded, removed by an earlier teardown, or by this one (a retried step).
     if (!record || record.status === 'removed') return { component: input.component, status: 'removed' };
@@ -135,7 +134,10 @@ export class TeardownSteps {
             ' known; put it back in the app and tear down again',
         );
       }
-      const spec = renderForInstall(component.spec, await this.renderContext(install, records));
+      const spec = renderForInstall(
+        component.spec,
+        await this.renderContext(install, records, recorded.sealedOutputs),
+      );
       step = 'destroy';
       const uri = record.outputs['image.uri'];
       const request = {
@@ -325,9 +327,10 @@ export class TeardownSteps {
   private renderContext(
     install: Install,
     records: ReadonlyMap<string, DeployedComponent>,
+    sealed: Record<string, Record<string, string>>,
   ): Promise<RenderContext> {
     const present = [...records].filter(([, record]) => record.status !== 'removed');
-    return openRenderContext(this.options, install, present);
+    return openRenderContext(this.options, install, present, sealed);
   }
 }
 

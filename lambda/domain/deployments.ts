@@ -118,10 +118,21 @@ export class Deployments {
     return deployed;
   }
 
-  /** The sealed sensitive outputs of each component recorded for the install (for rendering dependants). */
-  async sealedOutputs(installId: string): Promise<Record<string, Record<string, string>>> {
+  /** Every component recorded for the install, by name. */
+  async list(installId: string): Promise<DeployedComponent[]> {
+    return (await this.listWithSealed(installId)).records;
+  }
+
+  /**
+   * Every component recorded for the install, by name, and each one's sealed sensitive outputs
+   * (component -> output -> sealed value), for a step that renders dependants: one read for both.
+   */
+  async listWithSealed(
+    installId: string,
+  ): Promise<{ records: DeployedComponent[]; sealedOutputs: Record<string, Record<string, string>> }> {
     const partition = keys.deployedComponent(installId, '').pk;
-    const found: Record<string, Record<string, string>> = {};
+    const records: DeployedComponent[] = [];
+    const sealedOutputs: Record<string, Record<string, string>> = {};
     let nextToken: string | undefined;
     do {
       const page = await this.store.queryPartition(
@@ -130,29 +141,14 @@ export class Deployments {
         (item) => item,
       );
       for (const item of page.items) {
-        if (item.sealedOutputs)
-          found[item.component as string] = item.sealedOutputs as Record<string, string>;
+        records.push(toDeployed(item));
+        if (item.sealedOutputs) {
+          sealedOutputs[item.component as string] = item.sealedOutputs as Record<string, string>;
+        }
       }
       nextToken = page.nextToken;
     } while (nextToken);
-    return found;
-  }
-
-  /** Every component recorded for the install, by name. */
-  async list(installId: string): Promise<DeployedComponent[]> {
-    const partition = keys.deployedComponent(installId, '').pk;
-    const all: DeployedComponent[] = [];
-    let nextToken: string | undefined;
-    do {
-      const page = await this.store.queryPartition(
-        { partition, skPrefix: keys.deployedPrefix, consistent: true },
-        { limit: PAGE_LIMIT_MAX, ...(nextToken && { nextToken }) },
-        toDeployed,
-      );
-      all.push(...page.items);
-      nextToken = page.nextToken;
-    } while (nextToken);
-    return all;
+    return { records, sealedOutputs };
   }
 }
 

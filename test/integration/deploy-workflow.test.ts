@@ -1,11 +1,11 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import type { RunnerJob } from '../../lambda/deploy/runner-platform';
-import { type DeployRunner, DeploySteps } from '../../lambda/deploy/steps';
+import type { DeployRunner, DeploySteps } from '../../lambda/deploy/steps';
 import { TeardownSteps } from '../../lambda/deploy/teardown';
 import { Deployments } from '../../lambda/domain/deployments';
 import { InstallLock } from '../../lambda/domain/install-lock';
@@ -13,16 +13,13 @@ import type { ComponentSpec } from '../../lambda/domain/schemas';
 import { LocalSealer } from '../../lambda/domain/secrets';
 import { StateStore } from '../../lambda/domain/state-store';
 import { RegistryClient } from '../../lambda/oci/client';
-import { packageHelmChart } from '../../lambda/packaging/helm';
-import { packageTerraformModule } from '../../lambda/packaging/terraform';
-import { SyncSteps } from '../../lambda/sync/steps';
 import { type LocalDynamoDb, startDynamoDb } from '../../local/dynamodb';
-import { LocalInstallAccess, localInstallPrefix } from '../../local/install-access';
+import { LocalInstallAccess } from '../../local/install-access';
 import { LocalPlatform } from '../../local/platform';
 import { type LocalRegistry, startRegistry } from '../../local/registry';
-import { deployInstallTasks, teardownInstallTasks } from '../../local/releases';
+import { deployInstallTasks, localDeploySteps, teardownInstallTasks } from '../../local/releases';
 import { runWorkflow, type TaskHandler } from '../../local/stepfunctions';
-import { imageArtifact, succeededBuild } from '../support/builds';
+import { helmChartArtifact, imageArtifact, succeededBuild, terraformModuleArtifact } from '../support/builds';
 import { freshDomain } from '../support/control-plane';
 
 const hasBinary = (name: string) => {
@@ -129,35 +126,14 @@ async function shopWithBuilds(runner?: DeployRunner) {
   ).value;
 
   const tenant = new RegistryClient({ registry: tenantRegistry.host, insecure: true });
-  const chartDir = join(root, `chart-${app.id}`);
-  mkdirSync(join(chartDir, 'templates'), { recursive: true });
-  writeFileSync(join(chartDir, 'Chart.yaml'), 'apiVersion: v2\nname: site\nversion: 0.1.0\n');
-  writeFileSync(join(chartDir, 'templates', 'deploy.yaml'), 'kind: Deployment\n');
-  const chart = await packageHelmChart(chartDir);
-  const moduleDir = join(root, `module-${app.id}`);
-  mkdirSync(moduleDir, { recursive: true });
-  writeFileSync(
-    join(moduleDir, 'main.tf'),
+  const chart = await helmChartArtifact(join(root, `chart-${app.id}`));
+  const module = await terraformModuleArtifact(
+    join(root, `module-${app.id}`),
     // biome-ignore lint/suspicious/noTemplateCurlyInString: Terraform interpolation, not JavaScript
     'variable "name" {}\noutput "endpoint" { value = "db.${var.name}.internal" }\n',
   );
-  const module = await packageTerraformModule(moduleDir);
-  const artifactOf = (name: string) => {
-    if (name === 'db') {
-      return {
-        artifactType: module.artifactType,
-        config: { mediaType: module.configMediaType, bytes: module.configBytes },
-        layers: [{ mediaType: module.layerMediaType, bytes: module.layerBytes }],
-      };
-    }
-    if (name === 'site') {
-      return {
-        config: { mediaType: chart.configMediaType, bytes: chart.configBytes },
-        layers: [{ mediaType: chart.layerMediaType, bytes: chart.layerBytes }],
-      };
-    }
-    return imageArtifact(`${name} ${app.id}`);
-  };
+  const artifactOf = (name: string) =>
+    name === 'db' ? module : name === 'site' ? chart : imageArtifact(`${name} ${app.id}`);
   const buildIds: Record<string, string> = {};
   for (const name of Object.keys(specs)) {
     const id = await succeededBuild(builds, tenant, app, name, specs[name], artifactOf(name));
@@ -165,20 +141,14 @@ async function shopWithBuilds(runner?: DeployRunner) {
   }
   const deployments = new Deployments(store);
   const lock = new InstallLock(store);
-  const steps = new DeploySteps({
+  const steps = localDeploySteps({
     controlPlane,
     builds,
     deployments,
     lock,
     store,
-    sync: new SyncSteps({
-      controlPlane,
-      builds,
-      store,
-      tenantRegistry: async () => tenant,
-      access: new LocalInstallAccess(installRegistry.host),
-      destinationPrefix: localInstallPrefix,
-    }),
+    tenantRegistry: tenant,
+    installAccess: new LocalInstallAccess(installRegistry.host),
     platform: new LocalPlatform(join(root, 'platform')),
     runner,
   });
@@ -303,14 +273,11 @@ describe('deploy-install workflow, run locally', () => {
         dependsOn: [],
       },
     };
-    const moduleDir = join(root, `vault-${app.id}`);
-    mkdirSync(moduleDir, { recursive: true });
-    writeFileSync(
-      join(moduleDir, 'main.tf'),
+    const module = await terraformModuleArtifact(
+      join(root, `vault-${app.id}`),
       // biome-ignore lint/suspicious/noTemplateCurlyInString: Terraform interpolation, not JavaScript
       'variable "password" { sensitive = true }\noutput "dsn" {\n  value     = "postgres://app:${var.password}@db"\n  sensitive = true\n}\n',
     );
-    const module = await packageTerraformModule(moduleDir);
     const tenant = new RegistryClient({ registry: tenantRegistry.host, insecure: true });
     for (const name of ['db', 'api']) {
       await controlPlane.putComponent(app.id, name, specs[name], 't');
@@ -320,13 +287,7 @@ describe('deploy-install workflow, run locally', () => {
         app,
         name,
         specs[name],
-        name === 'db'
-          ? {
-              artifactType: module.artifactType,
-              config: { mediaType: module.configMediaType, bytes: module.configBytes },
-              layers: [{ mediaType: module.layerMediaType, bytes: module.layerBytes }],
-            }
-          : imageArtifact(`api ${app.id}`),
+        name === 'db' ? module : imageArtifact(`api ${app.id}`),
       );
     }
     const install = (
@@ -340,20 +301,14 @@ describe('deploy-install workflow, run locally', () => {
     const lock = new InstallLock(store);
     const platform = new LocalPlatform(join(root, 'vault-platform'));
     const sealer = new LocalSealer(randomBytes(32));
-    const steps = new DeploySteps({
+    const steps = localDeploySteps({
       controlPlane,
       builds,
       deployments,
       lock,
       store,
-      sync: new SyncSteps({
-        controlPlane,
-        builds,
-        store,
-        tenantRegistry: async () => tenant,
-        access: new LocalInstallAccess(installRegistry.host),
-        destinationPrefix: localInstallPrefix,
-      }),
+      tenantRegistry: tenant,
+      installAccess: new LocalInstallAccess(installRegistry.host),
       platform,
       sealer,
     });

@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ComponentSpec } from '../../lambda/domain/schemas';
 import { StateStore } from '../../lambda/domain/state-store';
-import { pushArtifact } from '../../lambda/oci/artifact';
 import { RegistryClient } from '../../lambda/oci/client';
 import { packageHelmChart } from '../../lambda/packaging/helm';
 import type { InstallAccess } from '../../lambda/sync/access';
@@ -13,6 +12,7 @@ import { type LocalDynamoDb, startDynamoDb } from '../../local/dynamodb';
 import { LocalInstallAccess, localInstallPrefix } from '../../local/install-access';
 import { type LocalRegistry, startRegistry } from '../../local/registry';
 import { runWorkflow } from '../../local/stepfunctions';
+import { succeededBuild } from '../support/builds';
 import { freshDomain } from '../support/control-plane';
 
 let dynamo: LocalDynamoDb;
@@ -60,34 +60,13 @@ async function installWithBuild() {
   writeFileSync(join(chartDir, 'templates', 'svc.yaml'), `kind: Service # ${chartDir}\n`);
   const chart = await packageHelmChart(chartDir);
   const tenant = new RegistryClient({ registry: tenantRegistry.host, insecure: true });
-  const requested = (
-    await builds.request(
-      { appId: app.id, appName: app.name, component: 'web', componentVersion: 1, spec },
-      'tester',
-    )
-  ).value;
-  const pushed = await pushArtifact(tenant, 'ferry-acme/shop/web', requested.id, {
+  const buildId = await succeededBuild(builds, tenant, app, 'web', spec, {
     config: { mediaType: chart.configMediaType, bytes: chart.configBytes },
     layers: [{ mediaType: chart.layerMediaType, bytes: chart.layerBytes }],
   });
-  await builds.markRunning(requested.id, 'tester');
-  await builds.recordSuccess(
-    requested.id,
-    {
-      artifact: {
-        uri: `${tenantRegistry.host}/ferry-acme/shop/web@${pushed.digest}`,
-        registry: tenantRegistry.host,
-        repository: 'ferry-acme/shop/web',
-        tag: requested.id,
-        digest: pushed.digest,
-        size: pushed.size,
-        mediaType: pushed.mediaType,
-      },
-    },
-    'tester',
-  );
+  const digest = (await builds.get(buildId)).artifact?.digest as string;
   const store = new StateStore({ client, table });
-  return { ...domain, app, install, buildId: requested.id, digest: pushed.digest, store };
+  return { ...domain, app, install, buildId, digest, store };
 }
 
 function stepsFor(domain: Awaited<ReturnType<typeof installWithBuild>>, access: InstallAccess) {

@@ -1,9 +1,9 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: Terraform interpolation, not JavaScript
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DestroyRequest } from '../../lambda/deploy/platform';
-import { type DeployRunner, DeploySteps } from '../../lambda/deploy/steps';
+import type { DeployRunner } from '../../lambda/deploy/steps';
 import { TeardownSteps } from '../../lambda/deploy/teardown';
 import { Deployments } from '../../lambda/domain/deployments';
 import { NotFoundError } from '../../lambda/domain/errors';
@@ -12,16 +12,13 @@ import type { ComponentSpec } from '../../lambda/domain/schemas';
 import { StateStore } from '../../lambda/domain/state-store';
 import { keys } from '../../lambda/domain/store';
 import { RegistryClient } from '../../lambda/oci/client';
-import { packageHelmChart } from '../../lambda/packaging/helm';
-import { packageTerraformModule } from '../../lambda/packaging/terraform';
-import { SyncSteps } from '../../lambda/sync/steps';
 import { type LocalDynamoDb, startDynamoDb } from '../../local/dynamodb';
-import { LocalInstallAccess, localInstallPrefix } from '../../local/install-access';
+import { LocalInstallAccess } from '../../local/install-access';
 import { LocalPlatform } from '../../local/platform';
 import { type LocalRegistry, startRegistry } from '../../local/registry';
-import { deployInstallTasks, teardownInstallTasks } from '../../local/releases';
+import { deployInstallTasks, localDeploySteps, teardownInstallTasks } from '../../local/releases';
 import { runWorkflow, type TaskHandler } from '../../local/stepfunctions';
-import { imageArtifact, succeededBuild } from '../support/builds';
+import { helmChartArtifact, imageArtifact, succeededBuild, terraformModuleArtifact } from '../support/builds';
 import { freshDomain } from '../support/control-plane';
 
 let dynamo: LocalDynamoDb;
@@ -148,15 +145,9 @@ async function shopWithBuilds(dbDestroy: string[]) {
   ).value;
 
   const tenant = new RegistryClient({ registry: tenantRegistry.host, insecure: true });
-  const chartDir = join(root, `chart-${app.id}`);
-  mkdirSync(join(chartDir, 'templates'), { recursive: true });
-  writeFileSync(join(chartDir, 'Chart.yaml'), 'apiVersion: v2\nname: site\nversion: 0.1.0\n');
-  writeFileSync(join(chartDir, 'templates', 'deploy.yaml'), 'kind: Deployment\n');
-  const chart = await packageHelmChart(chartDir);
-  const moduleDir = join(root, `module-${app.id}`);
-  mkdirSync(moduleDir, { recursive: true });
-  writeFileSync(
-    join(moduleDir, 'main.tf'),
+  const chart = await helmChartArtifact(join(root, `chart-${app.id}`));
+  const module = await terraformModuleArtifact(
+    join(root, `module-${app.id}`),
     [
       'variable "name" {}',
       'variable "log" {}',
@@ -174,23 +165,8 @@ async function shopWithBuilds(dbDestroy: string[]) {
       '',
     ].join('\n'),
   );
-  const module = await packageTerraformModule(moduleDir);
-  const artifactOf = (name: string) => {
-    if (name === 'net') {
-      return {
-        artifactType: module.artifactType,
-        config: { mediaType: module.configMediaType, bytes: module.configBytes },
-        layers: [{ mediaType: module.layerMediaType, bytes: module.layerBytes }],
-      };
-    }
-    if (name === 'site') {
-      return {
-        config: { mediaType: chart.configMediaType, bytes: chart.configBytes },
-        layers: [{ mediaType: chart.layerMediaType, bytes: chart.layerBytes }],
-      };
-    }
-    return imageArtifact(`${name} ${app.id}`);
-  };
+  const artifactOf = (name: string) =>
+    name === 'net' ? module : name === 'site' ? chart : imageArtifact(`${name} ${app.id}`);
   for (const name of Object.keys(specs)) {
     await succeededBuild(builds, tenant, app, name, specs[name], artifactOf(name));
   }
@@ -198,20 +174,14 @@ async function shopWithBuilds(dbDestroy: string[]) {
   const lock = new InstallLock(store);
   const platformRoot = join(root, 'platform');
   const platform = new ObservedPlatform(platformRoot);
-  const deploySteps = new DeploySteps({
+  const deploySteps = localDeploySteps({
     controlPlane,
     builds,
     deployments,
     lock,
     store,
-    sync: new SyncSteps({
-      controlPlane,
-      builds,
-      store,
-      tenantRegistry: async () => tenant,
-      access: new LocalInstallAccess(installRegistry.host),
-      destinationPrefix: localInstallPrefix,
-    }),
+    tenantRegistry: tenant,
+    installAccess: new LocalInstallAccess(installRegistry.host),
     platform,
   });
   const teardownSteps = new TeardownSteps({ controlPlane, deployments, lock, store, platform });

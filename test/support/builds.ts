@@ -1,7 +1,11 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Builds } from '../../lambda/domain/builds';
 import type { ComponentSpec } from '../../lambda/domain/schemas';
 import { type Artifact, pushArtifact } from '../../lambda/oci/artifact';
 import type { RegistryClient } from '../../lambda/oci/client';
+import { packageHelmChart } from '../../lambda/packaging/helm';
+import { packageTerraformModule } from '../../lambda/packaging/terraform';
 
 /** A small image artifact: an OCI config and one layer whose bytes name it. */
 export function imageArtifact(label: string): Artifact {
@@ -13,6 +17,30 @@ export function imageArtifact(label: string): Artifact {
     layers: [
       { mediaType: 'application/vnd.oci.image.layer.v1.tar', bytes: Buffer.from(`layer of ${label}`) },
     ],
+  };
+}
+
+/** A source chart `site` 0.1.0 with one template, written to `dir` and packaged as the build agent does. */
+export async function helmChartArtifact(dir: string): Promise<Artifact> {
+  mkdirSync(join(dir, 'templates'), { recursive: true });
+  writeFileSync(join(dir, 'Chart.yaml'), 'apiVersion: v2\nname: site\nversion: 0.1.0\n');
+  writeFileSync(join(dir, 'templates', 'deploy.yaml'), 'kind: Deployment\n');
+  const chart = await packageHelmChart(dir);
+  return {
+    config: { mediaType: chart.configMediaType, bytes: chart.configBytes },
+    layers: [{ mediaType: chart.layerMediaType, bytes: chart.layerBytes }],
+  };
+}
+
+/** A Terraform module of one `main.tf`, written to `dir` and packaged as the build agent does. */
+export async function terraformModuleArtifact(dir: string, mainTf: string): Promise<Artifact> {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'main.tf'), mainTf);
+  const module = await packageTerraformModule(dir);
+  return {
+    artifactType: module.artifactType,
+    config: { mediaType: module.configMediaType, bytes: module.configBytes },
+    layers: [{ mediaType: module.layerMediaType, bytes: module.layerBytes }],
   };
 }
 
