@@ -66,7 +66,7 @@ const PRIVATE_ECR_HOST = /^\d{12}\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn
 const RESERVED_NAME = /^(?:FERRY_|CODEBUILD_)/;
 
 /** One command: `set -euo pipefail`, then the lines. */
-function command(...lines: string[]): string {
+export function command(...lines: string[]): string {
   return ['set -euo pipefail', ...lines].join('\n');
 }
 
@@ -95,7 +95,8 @@ const SETUP = command(
   'mkdir -p "$FERRY_WORK_DIR/.ferry"',
 );
 
-const FETCH_PACKAGING_TOOL = command(
+/** Fetches the packaging tool from the tools asset unless `FERRY_PACKAGE` names it already. */
+export const FETCH_PACKAGING_TOOL = command(
   'if [ -z "${FERRY_PACKAGE:-}" ]; then',
   '  aws s3 cp --quiet "${FERRY_TOOLS_S3_URI:?set FERRY_PACKAGE or FERRY_TOOLS_S3_URI}" \\',
   `    ${PACKAGING_TOOL_PATH}`,

@@ -22,7 +22,7 @@
 import { DeleteObjectCommand, GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { stringify } from 'yaml';
 import { z } from 'zod';
-import { PACKAGING_TOOL_PATH } from '../build/buildspec';
+import { command, FETCH_PACKAGING_TOOL } from '../build/buildspec';
 import type { EnvironmentVariable } from '../build/steps';
 import { type ComponentSpec, formatPath } from '../domain/schemas';
 import { InvalidReferenceError, parseReference } from '../oci/reference';
@@ -103,11 +103,6 @@ type HelmSpec = Extract<ComponentSpec, { type: 'helm' }>;
 type TerraformSpec = Extract<ComponentSpec, { type: 'terraform' }>;
 type CustomSpec = Extract<ComponentSpec, { type: 'custom' }>;
 
-/** One command: `set -euo pipefail`, then the lines. */
-function command(...lines: string[]): string {
-  return ['set -euo pipefail', ...lines].join('\n');
-}
-
 /**
  * Runs a program without the runner's own credentials (CodeBuild's container credentials), so that
  * only the install's, exported in the shell, remain. Everything that runs a chart's, a module's or a
@@ -183,15 +178,6 @@ const INSTALL_TERRAFORM = command(
   'fi',
   'terraform version',
   'export TF_IN_AUTOMATION=1 TF_INPUT=0',
-);
-
-/** The packaging tool reads Ferry's Terraform module artifact; `FERRY_PACKAGE` may name it instead. */
-const FETCH_PACKAGING_TOOL = command(
-  'if [ -z "${FERRY_PACKAGE:-}" ]; then',
-  '  aws s3 cp --quiet "${FERRY_TOOLS_S3_URI:?set FERRY_PACKAGE or FERRY_TOOLS_S3_URI}" \\',
-  `    ${PACKAGING_TOOL_PATH}`,
-  `  export FERRY_PACKAGE="node ${PACKAGING_TOOL_PATH}"`,
-  'fi',
 );
 
 /** A plugin's deploy runs in its image, with Ferry's own steps: they need these. */
